@@ -1,0 +1,87 @@
+"""`hearth` command line: argument parsing first, every heavy import inside the command that needs it.
+
+Each command group is a module exposing `register(subparsers)`; handlers are `handler(args, services) -> int`.
+A `KnownError` becomes one line on stderr and exit status 1; Ctrl-C exits 130 without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import os
+import sys
+
+from storage.errors import KnownError
+from storage.offline import ensure_offline
+
+GROUPS = ["chat", "models", "doctor", "store", "docs", "personalize", "serve"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hearth",
+        description="Hearth: a private, personal AI that runs and learns on this computer.",
+    )
+    parser.add_argument("--model", help="name of a registered model to use for this command (see `hearth models`)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the model (default: physical cores)")
+    parser.add_argument("--self-test", action="store_true", help="start the app offscreen, ask one question, exit")
+    parser.add_argument("--screenshot", help="with --self-test: save a screenshot of the window to this PNG")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in GROUPS:
+        try:
+            module = importlib.import_module(f"desktop.cli.{group}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"desktop.cli.{group}":
+                raise
+            continue  # a command group not built yet
+        module.register(sub)
+    return parser
+
+
+def passphrase_from_env_or_tty() -> str | object | None:
+    """HEARTH_PASSPHRASE for scripts; an interactive prompt on a terminal; otherwise None (store explains)."""
+    env = os.environ.get("HEARTH_PASSPHRASE")
+    if env is not None:
+        return env
+    if sys.stdin.isatty():
+        return _prompt_passphrase
+    return None
+
+
+def _prompt_passphrase(first_run: bool) -> str:
+    if not first_run:
+        return getpass.getpass("Hearth passphrase: ")
+    print("No OS keychain is available, so Hearth protects your data with a passphrase.", file=sys.stderr)
+    while True:
+        first = getpass.getpass("Choose a passphrase: ")
+        if first and first == getpass.getpass("Repeat it: "):
+            return first
+        print("The passphrases did not match (or were empty); try again.", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ensure_offline()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from desktop import models
+    from desktop.services import Services
+
+    services = None
+    try:
+        model_path = models.find(args.model).path if args.model else None
+        services = Services(passphrase_from_env_or_tty(), model_path=model_path, threads=args.threads)  # type: ignore[arg-type]
+        if args.command is None:
+            from desktop.ui.app import run_app
+
+            return run_app(services, self_test=args.self_test, screenshot=args.screenshot)
+        return int(args.func(args, services) or 0)
+    except KnownError as exc:
+        print(f"hearth: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    finally:
+        if services is not None:
+            services.close()

@@ -1,0 +1,139 @@
+"""A conversation: the engine's stream plus persistence as it happens, and optional document grounding.
+
+The user's message is saved before generation starts; the assistant's message is created with the first
+piece of text and updated with every piece after it, so a crash loses at most the token being generated.
+Front ends (CLI, window, API) all talk through this class, so they save and ground answers the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from desktop.engine import ChatEvent, Engine, GenerationStats, Message, SamplingParams
+
+if TYPE_CHECKING:
+    from storage.store import Store
+
+DEFAULT_SYSTEM_PROMPT = "You are Hearth, a helpful assistant running privately on the user's own computer."
+# Share of the context window that retrieved passages may take; the rest is the chat and the answer.
+GROUNDING_SHARE = 0.5
+
+
+@dataclass
+class Reply:
+    answer: str = ""
+    conversation_id: int | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    stats: GenerationStats | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"answer": self.answer, "conversation_id": self.conversation_id}
+        data["sources"] = self.sources
+        if self.stats is not None:
+            data["usage"] = {
+                "prompt_tokens": self.stats.prompt_tokens,
+                "completion_tokens": self.stats.completion_tokens,
+                "finish_reason": self.stats.finish_reason,
+            }
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+
+class Conversation:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store | None = None,
+        system_prompt: str | None = None,
+        save: bool = True,
+        use_docs: bool = False,
+        conversation_id: int | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.save = save and store is not None
+        self.use_docs = use_docs
+        self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT
+        self.conversation_id = conversation_id
+        self.history: list[Message] = []
+        self.last_sources: list[dict[str, Any]] = []
+        if conversation_id is not None and store is not None:
+            self._load(conversation_id)
+
+    def _load(self, conversation_id: int) -> None:
+        assert self.store is not None
+        conv = self.store.chats.get(conversation_id)
+        self.system_prompt = conv.get("system_prompt") or self.system_prompt
+        self.history = [
+            Message(m["role"], m["content"])
+            for m in self.store.chats.messages(conversation_id)
+            if m["role"] in ("user", "assistant")
+        ]
+
+    def stream(self, text: str, params: SamplingParams | None = None) -> Iterator[ChatEvent]:
+        """Send text; yield the reply's events while saving them."""
+        system = self.system_prompt
+        self.last_sources = []
+        if self.use_docs:
+            system, self.last_sources = self._grounded_system_prompt(text)
+        user = Message("user", text)
+        messages = [Message("system", system), *self.history, user]
+        assistant_id = None
+        if self.save:
+            assert self.store is not None
+            if self.conversation_id is None:
+                self.conversation_id = self.store.chats.create(title=_title(text), system_prompt=self.system_prompt)
+            self.store.chats.add_message(self.conversation_id, "user", text)
+        self.history.append(user)
+        parts: list[str] = []
+        try:
+            for event in self.engine.chat(messages, params):
+                if event.kind == "text":
+                    parts.append(event.text)
+                    if self.save:
+                        assert self.store is not None and self.conversation_id is not None
+                        if assistant_id is None:
+                            assistant_id = self.store.chats.add_message(self.conversation_id, "assistant", event.text)
+                        else:
+                            self.store.chats.update_message(assistant_id, "".join(parts))
+                yield event
+        finally:
+            self.history.append(Message("assistant", "".join(parts)))
+
+    def ask(
+        self, text: str, params: SamplingParams | None = None, on_text: Callable[[str], None] | None = None
+    ) -> Reply:
+        reply = Reply()
+        parts: list[str] = []
+        for event in self.stream(text, params):
+            if event.kind == "text":
+                parts.append(event.text)
+                if on_text is not None:
+                    on_text(event.text)
+            elif event.kind == "error":
+                reply.error = event.text
+            else:
+                reply.stats = event.stats
+        reply.answer = "".join(parts)
+        reply.conversation_id = self.conversation_id
+        reply.sources = self.last_sources
+        return reply
+
+    def _grounded_system_prompt(self, question: str) -> tuple[str, list[dict[str, Any]]]:
+        from desktop.grounding import build_context
+        from storage.search import search
+
+        assert self.store is not None, "grounding needs the store"
+        hits = search(self.store, question, k=8)
+        budget = int(self.engine.n_ctx * GROUNDING_SHARE)
+        block, sources = build_context(hits, budget, self.engine.count_tokens)
+        return f"{self.system_prompt}\n\n{block}", sources
+
+
+def _title(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -1,0 +1,283 @@
+"""The headless chat engine: one llama.cpp model, one streaming contract for every front end.
+
+`Engine.chat(messages)` yields `ChatEvent`s (text pieces, then one `done` or `error`). The CLI prints them,
+the GUI worker batches them into signals, the API wraps them as server-sent events.
+
+Three things make it more than a `Llama` call:
+- the prompt is rendered with the chat template from the GGUF's own metadata, then fitted to `n_ctx` by
+  `fit_to_context` (system prompt and newest turns kept, so a long chat never raises);
+- prompts are passed as tokens, so llama-cpp-python's prefix match reuses the KV cache of the previous turn
+  and a follow-up only evaluates the new message;
+- generation checks a cancel flag between tokens, so Stop takes effect within one token.
+
+The llama context is not thread-safe: every use holds `self._lock` (the GUI and the API give the engine a
+single worker; the lock makes a mistake there a wait, not a crash).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from desktop.models import check_chat_model
+from storage.errors import KnownError
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+Role = Literal["system", "user", "assistant"]
+DEFAULT_N_CTX = 4096
+DEFAULT_MAX_TOKENS = 512
+# Trimming drops old turns down to this share of the prompt budget, not just under it: the kept prefix then
+# stays stable for several turns, so the KV cache keeps being reused instead of re-evaluated every turn.
+TRIM_TARGET = 0.75
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    prompt_tokens: int
+    reused_tokens: int  # prompt tokens served from the KV cache of the previous turn
+    completion_tokens: int
+    dropped_messages: int  # old turns left out to fit n_ctx
+    time_to_first_token_s: float
+    decode_tokens_per_s: float
+    finish_reason: Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    kind: Literal["text", "done", "error"]
+    text: str = ""
+    stats: GenerationStats | None = None
+
+
+@dataclass
+class SamplingParams:
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = 0.7  # 0 means greedy (tests, benchmarks)
+    top_p: float = 0.9
+    top_k: int = 40
+    repeat_penalty: float = 1.1
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+
+
+def physical_cores() -> int:
+    """Decode speed peaks at the number of physical cores; hyper-threads only add contention."""
+    import psutil
+
+    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+
+
+class Engine:
+    """A loaded chat model. Construct with `Engine.load(path)`; close with `close()`."""
+
+    def __init__(self, llama: Llama, path: Path, n_ctx: int, threads: int) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.llama = llama
+        self.path = path
+        self.n_ctx = n_ctx
+        self.threads = threads
+        self._lock = threading.RLock()
+        self._cancel = threading.Event()
+        meta = llama.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise KnownError(f"{path.name} has no chat template in its metadata; Hearth cannot chat with it")
+        eos = self._token_text(int(meta.get("tokenizer.ggml.eos_token_id", llama.token_eos())))
+        bos = self._token_text(int(meta.get("tokenizer.ggml.bos_token_id", llama.token_bos())))
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._stop_strings = [eos] if eos else []
+
+    @classmethod
+    def load(cls, path: Path, n_ctx: int = DEFAULT_N_CTX, threads: int | None = None) -> Engine:
+        info = check_chat_model(path)
+        from llama_cpp import Llama
+
+        threads = threads or physical_cores()
+        n_ctx = min(n_ctx, info.context_length or n_ctx)
+        try:
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_batch=512,
+                verbose=False,
+            )
+        except ValueError as exc:  # llama-cpp-python reports load failures as ValueError
+            raise KnownError(f"llama.cpp could not load {path.name}: {exc}") from exc
+        return cls(llama, path, n_ctx, threads)
+
+    def close(self) -> None:
+        with self._lock:
+            self.llama.close()
+
+    # --- tokens -----------------------------------------------------------------------------------
+
+    def _token_text(self, token: int) -> str:
+        return self.llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of text as it appears inside a rendered prompt (special tokens parsed)."""
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def render(self, messages: Sequence[Message]) -> list[int]:
+        """The prompt tokens for messages, ending with the assistant's generation prompt."""
+        result = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        add_bos = bool(self.llama.metadata.get("tokenizer.ggml.add_bos_token") == "true")
+        tokens = self.llama.tokenize(result.prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        return tokens
+
+    # --- context window -----------------------------------------------------------------------------
+
+    def fit_to_context(self, messages: Sequence[Message], max_tokens: int) -> tuple[list[int], int, int]:
+        """Prompt tokens that fit `n_ctx` with room for `max_tokens`: (tokens, dropped messages, max_tokens).
+
+        Keeps the system prompt and the newest turns; drops the oldest turns first. If the newest user
+        message alone is too long, its middle is cut, keeping its start and end (where questions usually are).
+        """
+        reserve = min(max_tokens, self.n_ctx // 2)
+        budget = self.n_ctx - reserve
+        system = [m for m in messages[:1] if m.role == "system"]
+        turns = list(messages[len(system) :])
+        tokens = self.render(system + turns)
+        dropped = 0
+        if len(tokens) > budget:
+            while len(turns) > 1 and len(tokens) > budget * TRIM_TARGET:
+                turns.pop(0)
+                dropped += 1
+                tokens = self.render(system + turns)
+            while turns and turns[0].role == "assistant" and len(turns) > 1:
+                turns.pop(0)  # a conversation shown to the model starts with the user
+                dropped += 1
+                tokens = self.render(system + turns)
+        if len(tokens) > budget:
+            turns[-1] = self._shorten(system, turns, budget)
+            tokens = self.render(system + turns)
+        if len(tokens) > budget:  # the system prompt itself is too long
+            raise KnownError("the system prompt is longer than the model's context window; shorten it")
+        return tokens, dropped, min(max_tokens, self.n_ctx - len(tokens))
+
+    def _shorten(self, system: list[Message], turns: list[Message], budget: int) -> Message:
+        last = turns[-1]
+        overhead = len(self.render([*system, *turns[:-1], Message(last.role, "")]))
+        keep = max(0, budget - overhead - 8)
+        ids = self.llama.tokenize(last.content.encode("utf-8"), add_bos=False, special=False)
+        head, tail = ids[: keep // 2], ids[len(ids) - (keep - keep // 2) :] if keep else []
+        text = self.llama.detokenize(head).decode("utf-8", errors="ignore")
+        text += "\n[…]\n" + self.llama.detokenize(tail).decode("utf-8", errors="ignore")
+        return Message(last.role, text)
+
+    # --- generation ---------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the generation in progress (thread-safe; takes effect before the next token)."""
+        self._cancel.set()
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[ChatEvent]:
+        """Stream the assistant's reply to messages. Errors arrive as an `error` event, never raised."""
+        params = params or SamplingParams()
+        with self._lock:
+            self._cancel.clear()
+            try:
+                yield from self._generate(messages, params, should_stop)
+            except KnownError as exc:
+                yield ChatEvent("error", str(exc))
+
+    def _generate(
+        self, messages: Sequence[Message], params: SamplingParams, should_stop: Callable[[], bool] | None
+    ) -> Iterator[ChatEvent]:
+        tokens, dropped, max_tokens = self.fit_to_context(messages, params.max_tokens)
+        reused = self._common_prefix(tokens)
+        start = time.perf_counter()
+        first: float | None = None
+        produced = 0
+        finish: Literal["stop", "length", "cancelled"] = "stop"
+        stream = self.llama.create_completion(
+            prompt=tokens,
+            max_tokens=max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            repeat_penalty=params.repeat_penalty,
+            seed=params.seed,
+            stop=self._stop_strings + params.stop,
+            stream=True,
+        )
+        try:
+            for chunk in stream:
+                if self._cancel.is_set() or (should_stop is not None and should_stop()):
+                    finish = "cancelled"
+                    break
+                choice = chunk["choices"][0]
+                produced += 1
+                if first is None:
+                    first = time.perf_counter()
+                if choice["text"]:
+                    yield ChatEvent("text", choice["text"])
+                if choice.get("finish_reason") == "length":
+                    finish = "length"
+        finally:
+            stream.close()
+        end = time.perf_counter()
+        first = first or end
+        stats = GenerationStats(
+            prompt_tokens=len(tokens),
+            reused_tokens=reused,
+            completion_tokens=produced,
+            dropped_messages=dropped,
+            time_to_first_token_s=first - start,
+            decode_tokens_per_s=(produced - 1) / (end - first) if produced > 1 and end > first else 0.0,
+            finish_reason=finish,
+        )
+        yield ChatEvent("done", stats=stats)
+
+    def _common_prefix(self, tokens: list[int]) -> int:
+        cached = self.llama._input_ids[: self.llama.n_tokens]  # what the KV cache holds now
+        n = 0
+        for a, b in zip(cached, tokens[:-1], strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    def reset_cache(self) -> None:
+        """Forget the KV cache (after an adapter swap: cached keys were computed with other weights)."""
+        with self._lock:
+            self.llama.reset()
+            self.llama._ctx.memory_clear(True) if hasattr(self.llama._ctx, "memory_clear") else None
+
+
+def reply_text(events: Iterator[ChatEvent]) -> tuple[str, GenerationStats | None]:
+    """Collect a stream into (text, stats); raise KnownError on an error event."""
+    parts: list[str] = []
+    stats = None
+    for event in events:
+        if event.kind == "text":
+            parts.append(event.text)
+        elif event.kind == "error":
+            raise KnownError(event.text)
+        else:
+            stats = event.stats
+    return "".join(parts), stats

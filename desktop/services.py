@@ -1,0 +1,66 @@
+"""The composition root: builds Hearth's long-lived objects in one order and closes them in reverse.
+
+Order: store (unlocks the encrypted database) → engine (loads the chat model) → front end. Both are opened
+lazily, so `hearth doctor` or `hearth models list` never pay for a model load or a passphrase prompt, and
+closed in `close()`, the single place where shutdown is wired. Front ends (CLI, window, API) receive one
+`Services` and ask it for what they need; nothing else constructs a Store or an Engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from desktop import models
+
+if TYPE_CHECKING:
+    from desktop.engine import Engine
+    from storage.store import Store
+
+# Asked for the passphrase: gets first_run (set a new one vs. enter the existing one), returns it.
+PassphrasePrompt = Callable[[bool], str]
+
+
+class Services:
+    def __init__(
+        self,
+        passphrase: str | PassphrasePrompt | None = None,
+        model_path: Path | None = None,
+        n_ctx: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self._passphrase = passphrase
+        self._model_path = model_path
+        self._n_ctx = n_ctx
+        self._threads = threads
+        self._store: Store | None = None
+        self._engine: Engine | None = None
+
+    def store(self) -> Store:
+        if self._store is None:
+            from storage.store import Store
+
+            self._store = Store.open(self._passphrase)
+        return self._store
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from desktop.engine import DEFAULT_N_CTX, Engine
+
+            path = self._model_path or models.active_model().path
+            self._engine = Engine.load(path, n_ctx=self._n_ctx or DEFAULT_N_CTX, threads=self._threads)
+        return self._engine
+
+    @property
+    def engine_loaded(self) -> bool:
+        return self._engine is not None
+
+    def close(self) -> None:
+        """Close in reverse order of construction: the engine, then the store."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
