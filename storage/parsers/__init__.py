@@ -1,0 +1,82 @@
+"""File parsers: bytes in, structured documents out, or a `ParseError` naming a specific reason.
+
+`parse(name, data)` dispatches on the extension. Parsers work on bytes already read (the ingester hashes
+the same bytes), and never write temp files: nothing of the user's leaves memory except into the
+encrypted store.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from storage.parsers.model import ParsedDoc, ParseError, Section
+
+_CODE_WORDS = """
+.py .pyi .js .mjs .cjs .ts .tsx .jsx .java .kt .kts .scala .c .h .cc .cpp .cxx .hpp .hh .cs .go .rs .rb .php
+.swift .m .mm .sh .bash .zsh .fish .ps1 .sql .r .lua .pl .pm .hs .ml .ex .exs .erl .clj .dart .jl .vue
+.svelte .css .scss .less .toml .yaml .yml .json .ini .cfg .conf .xml .tex .el .vim .dockerfile .gradle .cmake .mk
+"""
+CODE_SUFFIXES = frozenset(_CODE_WORDS.split())
+TEXT_SUFFIXES = frozenset({".txt", ".text", ".log", ".org", ".adoc"})
+SUFFIXES = (
+    TEXT_SUFFIXES
+    | CODE_SUFFIXES
+    | {".md", ".markdown", ".rst", ".html", ".htm", ".xhtml", ".pdf", ".docx", ".odt", ".eml", ".mbox", ".csv", ".tsv"}
+)
+
+__all__ = ["SUFFIXES", "ParseError", "ParsedDoc", "Section", "is_supported", "kind_of", "parse"]
+
+
+def is_supported(name: str | PurePath) -> bool:
+    p = PurePath(name)
+    return p.suffix.lower() in SUFFIXES or p.name in ("Makefile", "Dockerfile", "README", "LICENSE")
+
+
+def kind_of(name: str | PurePath) -> str:
+    """A short format label for listings: pdf, docx, markdown, code, text, ..."""
+    suffix = PurePath(name).suffix.lower()
+    named = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".htm": "html", ".xhtml": "html",
+             ".tsv": "csv"}  # fmt: skip
+    if suffix in named:
+        return named[suffix]
+    if suffix in CODE_SUFFIXES:
+        return "code"
+    if suffix in TEXT_SUFFIXES or not suffix:
+        return "text"
+    return suffix.lstrip(".")
+
+
+def parse(name: str | PurePath, data: bytes) -> list[ParsedDoc]:
+    """Parse one file's bytes. Raises ParseError with a reason fit for the ingest summary."""
+    from storage.parsers import mail, markup, office, pdf, text
+
+    if not data:
+        raise ParseError("empty file (0 bytes)")
+    title = PurePath(name).name
+    kind = kind_of(name)
+    if kind == "pdf":
+        docs = pdf.parse_pdf(data, title)
+    elif kind == "docx":
+        docs = office.parse_docx(data, title)
+    elif kind == "odt":
+        docs = office.parse_odt(data, title)
+    elif kind == "eml":
+        docs = mail.parse_eml(data, title)
+    elif kind == "mbox":
+        docs = mail.parse_mbox(data, title)
+    else:
+        decoded = text.decode(data)
+        if kind == "markdown":
+            docs = text.parse_markdown(decoded, title)
+        elif kind == "rst":
+            docs = text.parse_rst(decoded, title)
+        elif kind == "html":
+            docs = markup.parse_html(decoded, title)
+        elif kind == "csv":
+            docs = text.parse_csv(decoded, title)
+        else:
+            docs = text.parse_plain(decoded, title)
+    docs = [d for d in docs if not d.is_empty()]
+    if not docs:
+        raise ParseError("no text found in the file")
+    return docs
