@@ -33,3 +33,45 @@ def engine(bundled_model: Path):
     eng = Engine.load(bundled_model, n_ctx=2048)
     yield eng
     eng.close()
+
+
+# --- encrypted store (storage/store.py) ---------------------------------------------------------------
+
+STORE_PASSPHRASE = "test passphrase: correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A keyed, migrated, empty store built once per session (Argon2id and migrations are paid once)."""
+    import shutil
+
+    template = tmp_path_factory.mktemp("store-template") / "home"
+    saved = {name: os.environ.get(name) for name in ("HEARTH_HOME", "HEARTH_KEYRING", "HEARTH_PASSPHRASE")}
+    os.environ.update(HEARTH_HOME=str(template), HEARTH_KEYRING="0", HEARTH_PASSPHRASE=STORE_PASSPHRASE)
+    try:
+        from storage.store import Store
+
+        Store.open().close()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    shutil.rmtree(template / "run", ignore_errors=True)
+    return template
+
+
+@pytest.fixture
+def store(store_template: Path, hearth_home: Path, monkeypatch: pytest.MonkeyPatch):
+    """An open Store with passphrase custody in this test's HEARTH_HOME; HEARTH_PASSPHRASE is set for the test."""
+    import shutil
+
+    shutil.copytree(store_template, hearth_home, dirs_exist_ok=True)
+    monkeypatch.setenv("HEARTH_KEYRING", "0")
+    monkeypatch.setenv("HEARTH_PASSPHRASE", STORE_PASSPHRASE)
+    from storage.store import Store
+
+    opened = Store.open()
+    yield opened
+    opened.close()

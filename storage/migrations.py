@@ -1,0 +1,155 @@
+"""Versioned schema: named migration functions applied in order, each in its own transaction.
+
+The schema version is `PRAGMA user_version` = how many entries of `MIGRATIONS` have been applied; it is
+written in the same transaction as the migration, so a crash leaves either the old or the new schema.
+Before any pending migration on an existing database the Store writes an encrypted backup (see
+`Store._backup`). A database with a higher version than this code knows is refused: an older Hearth must
+not write into a schema it does not understand.
+
+Adding a migration (documents, personalization, …): write `def m00N_what(db: Database) -> None` that
+issues its statements with `db.execute(...)` (never `executescript`, which commits mid-migration) and
+APPEND it to `MIGRATIONS`. Never edit, reorder or remove an entry that has shipped: databases in the
+wild have already run it (tests/fixtures/v1_store.db was built by `m001_chats` as it is below).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from sqlite_utils import Database
+
+from storage.errors import KnownError
+from storage.timeutil import now
+
+
+def _run(db: Database, statements: list[str]) -> None:
+    for sql in statements:
+        db.execute(sql)
+
+
+def m001_chats(db: Database) -> None:
+    """Conversations and messages, with a trigram FTS5 index kept in step by triggers (schema v1)."""
+    _run(
+        db,
+        [
+            """CREATE TABLE conversations (
+                id INTEGER PRIMARY KEY,
+                title TEXT NOT NULL DEFAULT '',
+                system_prompt TEXT,
+                created TEXT NOT NULL,
+                updated TEXT NOT NULL)""",
+            """CREATE TABLE messages (
+                id INTEGER PRIMARY KEY,
+                conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+                content TEXT NOT NULL DEFAULT '',
+                created TEXT NOT NULL)""",
+            "CREATE INDEX messages_by_conversation ON messages(conversation_id, id)",
+            "CREATE INDEX conversations_by_updated ON conversations(updated)",
+            # Trigram: substring search ("gress" finds "progress"), works for CJK and code identifiers,
+            # no stemming surprises; costs a larger index, fine for chat-sized text. Queries under three
+            # characters fall back to LIKE in Chats.search.
+            """CREATE VIRTUAL TABLE messages_fts USING fts5(
+                content, content='messages', content_rowid='id', tokenize='trigram remove_diacritics 1')""",
+            """CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN
+                INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END""",
+            """CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+                END""",
+            """CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+                INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END""",
+        ],
+    )
+
+
+def m002_streaming_messages(db: Database) -> None:
+    """Status/meta/updated on messages, and lazy FTS indexing so a streamed token is a cheap UPDATE.
+
+    v1 re-indexed the whole message on every token (O(n²) per reply). Now an update only drops the row
+    from the index (once) and flags it; `Chats.search` indexes flagged rows before querying.
+    """
+    _run(
+        db,
+        [
+            "ALTER TABLE messages ADD COLUMN updated TEXT",
+            "UPDATE messages SET updated = created",
+            "ALTER TABLE messages ADD COLUMN status TEXT NOT NULL DEFAULT 'complete'",
+            "ALTER TABLE messages ADD COLUMN meta TEXT",
+            "ALTER TABLE messages ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0",
+            "UPDATE messages SET indexed = 1",  # v1's triggers indexed every row
+            "CREATE INDEX messages_unindexed ON messages(id) WHERE indexed = 0",
+            "DROP TRIGGER messages_ai",
+            "DROP TRIGGER messages_ad",
+            "DROP TRIGGER messages_au",
+            """CREATE TRIGGER messages_ad AFTER DELETE ON messages WHEN old.indexed BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+                END""",
+            """CREATE TRIGGER messages_au AFTER UPDATE OF content ON messages WHEN old.indexed BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+                UPDATE messages SET indexed = 0 WHERE id = new.id; END""",
+        ],
+    )
+
+
+def m003_settings_and_blobs(db: Database) -> None:
+    """Settings KV and the blob index; blob file keys derive from a random master kept in here."""
+    _run(
+        db,
+        [
+            "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated TEXT NOT NULL)",
+            """CREATE TABLE blob_keys (
+                generation INTEGER PRIMARY KEY, key BLOB NOT NULL, created TEXT NOT NULL)""",
+            """CREATE TABLE blobs (
+                name TEXT PRIMARY KEY,
+                file TEXT NOT NULL UNIQUE,
+                generation INTEGER NOT NULL REFERENCES blob_keys(generation),
+                size INTEGER NOT NULL,
+                created TEXT NOT NULL,
+                updated TEXT NOT NULL)""",
+        ],
+    )
+    db.execute("INSERT INTO blob_keys VALUES (1, ?, ?)", [secrets.token_bytes(32), now()])
+
+
+# Append only (see the module docstring). Index i holds the migration that takes the schema to version i+1.
+MIGRATIONS: list[Callable[[Database], None]] = [
+    m001_chats,
+    m002_streaming_messages,
+    m003_settings_and_blobs,
+]
+
+
+def schema_version(db: Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def pending(db: Database) -> list[Callable[[Database], None]]:
+    version = schema_version(db)
+    if version > len(MIGRATIONS):
+        raise KnownError(
+            f"this database was written by a newer Hearth (schema version {version}, this one knows "
+            f"{len(MIGRATIONS)}): update Hearth to open it"
+        )
+    return MIGRATIONS[version:]
+
+
+def migrate(db: Database, before: Callable[[int], object] | None = None, upto: int | None = None) -> int:
+    """Apply pending migrations (up to version `upto`); `before(version)` runs first on a non-empty schema.
+
+    Returns how many were applied.
+    """
+    todo = pending(db)
+    start = schema_version(db)
+    if upto is not None:
+        todo = todo[: max(0, upto - start)]
+    if not todo:
+        return 0
+    if before is not None and start > 0:  # a new, empty database has nothing to back up
+        before(start)
+    for version, migration in enumerate(todo, start=start + 1):
+        with db.atomic():
+            migration(db)
+            db.execute(f"PRAGMA user_version = {version}")
+    return len(todo)

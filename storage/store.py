@@ -1,0 +1,251 @@
+"""The encrypted store: one object that unlocks the database and hands out chats, blobs and settings.
+
+Open order: read the key file → get the key from its custody (keychain, or passphrase + Argon2id) →
+open and verify the SQLCipher database → back up and migrate if the schema is behind. A missing key file
+next to an existing database is an error, never a first run (that would orphan the user's data).
+
+One thread at a time uses a Store (the GUI's storage worker owns it); the connection is opened with
+`check_same_thread=False` so that worker need not be the thread that opened it. Other processes (CLI next
+to the GUI) may open the same store; `rekey` refuses while any other holds it (an flock in `run_dir`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import sqlcipher3
+from sqlite_utils import Database
+
+from storage import blobs as blobs_mod
+from storage import db as dbmod
+from storage import keys, migrations, paths
+from storage.blobs import Blobs
+from storage.chats import Chats
+from storage.errors import KnownError
+from storage.keys import Custody, KeyringCustody, PassphraseCustody, PassphraseSource
+from storage.settings import Settings
+from storage.timeutil import now
+
+REKEY_SUFFIX = ".rekey"
+
+
+class Store:
+    """Use `Store.open(...)`; attributes `db` (sqlite_utils.Database), `chats`, `blobs`, `settings`, `custody`."""
+
+    def __init__(self, conn: sqlcipher3.Connection, key: bytes, custody: Custody, lock: _Lock) -> None:
+        self._conn = conn
+        self._database = Database(conn, execute_plugins=False)
+        self._key = key
+        self._custody = custody
+        self._lock = lock
+        self.chats = Chats(lambda: self.db)
+        self.blobs = Blobs(lambda: self.db)
+        self.settings = Settings(lambda: self.db)
+
+    # -- opening ------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, passphrase: PassphraseSource = None) -> Store:
+        """Unlock (or create) the store under `paths.home()`.
+
+        `passphrase`: a string; or a callable taking `first_run` (True: ask the user to choose one) and
+        returning it; or None for `HEARTH_PASSPHRASE`. Only asked when the key is not in the keychain.
+        """
+        db_path, key_path = paths.database(), paths.key_file()
+        lock = _Lock.shared(paths.run_dir() / "store.lock")
+        try:
+            conn, key, custody = cls._unlock(db_path, key_path, passphrase)
+            store = cls(conn, key, custody, lock)
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            store._upgrade()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _unlock(
+        cls, db_path: Path, key_path: Path, passphrase: PassphraseSource
+    ) -> tuple[sqlcipher3.Connection, bytes, Custody]:
+        record = keys.read_record(key_path)
+        db_exists = db_path.exists() and db_path.stat().st_size > 0
+        pending: bytes | None = None
+        custody: Custody
+        if record is None:
+            if db_exists:
+                dbmod.inspect_file(db_path)
+                raise KnownError(
+                    f"{db_path.name} exists but its key file {key_path.name} is missing: restore {key_path.name} "
+                    f"from a backup (Hearth will not make a new key for an existing database)"
+                )
+            key = secrets.token_bytes(keys.KEY_BYTES)
+            custody = KeyringCustody.create(key_path, key) or PassphraseCustody.create(
+                key_path, key, keys.resolve_passphrase(passphrase, first_run=True)
+            )
+        elif record["custody"] == "keyring":
+            custody, key, pending = KeyringCustody.load(key_path, record)
+        else:
+            secret = keys.resolve_passphrase(passphrase, first_run=False)
+            custody, key, pending = PassphraseCustody.load(key_path, record, secret)
+        db_path.with_name(db_path.name + REKEY_SUFFIX).unlink(missing_ok=True)  # an interrupted rekey's copy
+        try:
+            conn = dbmod.connect(db_path, key)
+        except dbmod.KeyDoesNotOpen:
+            if pending is None:
+                raise KnownError(_mismatch(custody, db_path, key_path)) from None
+            try:
+                conn = dbmod.connect(db_path, pending)  # a rekey got as far as replacing the file
+            except dbmod.KeyDoesNotOpen:
+                raise KnownError(_mismatch(custody, db_path, key_path)) from None
+            custody.promote_pending(pending)
+            return conn, pending, custody
+        if pending is not None:
+            custody.discard_pending()  # a rekey stopped before replacing the file
+        return conn, key, custody
+
+    def _upgrade(self) -> None:
+        migrations.migrate(self.db, before=self._backup)
+        self.blobs.remove_orphans()
+
+    def _backup(self, version: int) -> Path:
+        """An encrypted copy (same key) taken before migrating from `version`."""
+        stamp = now().replace(":", "").replace("-", "").replace(".", "")
+        dest = paths.backups() / f"hearth-schema{version}-{stamp}.db"
+        dbmod.export(self._conn, dest, self._key)
+        return dest
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        if self._database is None:
+            raise KnownError("the store is closed")
+        return self._database
+
+    @property
+    def custody(self) -> str:
+        """ "keyring" or "passphrase"."""
+        return self._custody.kind
+
+    @property
+    def path(self) -> Path:
+        return paths.database()
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._conn.close()
+            self._database = None  # type: ignore[assignment]
+            self._lock.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self.close()
+
+    def change_passphrase(self, new_passphrase: str) -> None:
+        """Re-wrap the same database key under a new passphrase (the database itself is not touched)."""
+        self._custody.change_passphrase(self._key, new_passphrase)
+
+    def rekey(self) -> None:
+        """Rotate the database key itself: an encrypted copy under a new key replaces the file atomically.
+
+        Crash safety: the new key is first saved as *pending* in custody; the copy is written and fsynced
+        beside the database, then renamed over it; then the pending key becomes current. `open` tries the
+        current key, then the pending one, so a crash at any step leaves an openable store. A new blob
+        master generation is added inside the copy (see storage.blobs).
+        """
+        db_path = paths.database()
+        tmp = db_path.with_name(db_path.name + REKEY_SUFFIX)
+        self._lock.exclusive()
+        try:
+            tmp.unlink(missing_ok=True)
+            new_key = secrets.token_bytes(keys.KEY_BYTES)
+            self._custody.set_pending(new_key)
+            try:
+                dbmod.export(self._conn, tmp, new_key, [blobs_mod.new_generation_sql("target")])
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                self._custody.discard_pending()
+                raise
+            dbmod.checkpoint_and_close(self._conn)
+            self._database = None  # type: ignore[assignment]
+            for suffix in ("-wal", "-shm"):  # emptied by the checkpoint; nobody else has the file open
+                db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
+            os.replace(tmp, db_path)
+            keys.fsync_dir(db_path.parent)
+            self._custody.promote_pending(new_key)
+            self._conn = dbmod.connect(db_path, new_key)
+            self._database = Database(self._conn, execute_plugins=False)
+            self._key = new_key
+        finally:
+            self._lock.shared_again()
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's page-level check plus the FTS index check; `["ok"]` when healthy."""
+        rows = [row[0] for row in self.db.execute("PRAGMA integrity_check").fetchall()]
+        try:
+            self.db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')")
+        except sqlcipher3.DatabaseError as e:
+            rows = [*(r for r in rows if r != "ok"), f"messages_fts: {e}"]
+        return rows
+
+
+def _mismatch(custody: Custody, db_path: Path, key_path: Path) -> str:
+    where = "in the OS keychain" if custody.kind == "keyring" else f"in {key_path.name}"
+    return (
+        f"the database key {where} does not open {db_path.name}: it was made with another key or is not a "
+        f"Hearth database (nothing was changed)"
+    )
+
+
+class _Lock:
+    """An flock on run_dir/store.lock: shared while a Store is open, exclusive for rekey (POSIX only)."""
+
+    def __init__(self, handle: IO[bytes] | None) -> None:
+        self._handle = handle
+
+    @classmethod
+    def shared(cls, path: Path) -> _Lock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: replacing an open file fails there anyway, which protects rekey
+            return cls(None)
+        handle = open(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "rb+")  # noqa: SIM115 (held while open)
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        return cls(handle)
+
+    def exclusive(self) -> None:
+        if self._handle is None:
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(self._handle, fcntl.LOCK_SH)
+            raise KnownError("another Hearth process has the store open: close it, then rekey") from None
+
+    def shared_again(self) -> None:
+        if self._handle is not None:
+            import fcntl
+
+            fcntl.flock(self._handle, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                self._handle.close()
+            self._handle = None
+
+
+PassphrasePrompt = Callable[[bool], str]
