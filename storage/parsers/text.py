@@ -39,9 +39,14 @@ def decode(data: bytes) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
     if best is None:
         raise ParseError("undecodable bytes: no text encoding fits this file")
+    # Ties are common between Windows code pages on short Latin text; Western cp1252 is by far the most
+    # likely on a desktop, so it wins a tie instead of whichever page charset-normalizer listed first.
+    tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    best = next((m for m in tied if m.encoding == "cp1252"), best)
     return _checked(str(best))
 
 
