@@ -1,0 +1,71 @@
+"""`hearth history / rekey / passphrase` as a user runs them: a subprocess with a real encrypted store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from storage.store import Store
+
+ROOT = Path(__file__).parents[2]
+
+
+def hearth(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "desktop.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def _seed(store: Store) -> int:
+    conversation = store.chats.create("Bread questions")
+    store.chats.add_message(conversation, "user", "How long do I proof sourdough overnight?")
+    store.chats.add_message(conversation, "assistant", "About twelve hours in the fridge.")
+    store.chats.create("Empty one")
+    store.close()
+    return conversation
+
+
+def test_history_list_and_search(store: Store) -> None:
+    conversation = _seed(store)
+    listed = hearth("history")
+    assert listed.returncode == 0, listed.stderr
+    assert "Bread questions" in listed.stdout and "Empty one" in listed.stdout
+
+    as_json = json.loads(hearth("history", "--json").stdout)
+    bread = next(c for c in as_json if c["id"] == conversation)
+    assert bread["message_count"] == 2
+
+    found = hearth("history", "--search", "sourdough")
+    assert found.returncode == 0, found.stderr
+    assert f"{conversation}" in found.stdout and "[sourdough]" in found.stdout
+    hits = json.loads(hearth("history", "--search", "twelve hours", "--json").stdout)
+    assert [h["conversation_id"] for h in hits] == [conversation]
+    assert hearth("history", "--search", "no such words here").stdout == ""
+
+
+def test_wrong_passphrase_is_one_line(store: Store) -> None:
+    _seed(store)
+    result = hearth("history", env={"HEARTH_PASSPHRASE": "not the passphrase"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "hearth: wrong passphrase"
+
+
+def test_passphrase_change_then_rekey(store: Store) -> None:
+    _seed(store)
+    changed = hearth("passphrase", env={"HEARTH_NEW_PASSPHRASE": "brand new passphrase"})
+    assert changed.returncode == 0, changed.stderr
+    assert hearth("history").returncode == 1  # the old one (still in HEARTH_PASSPHRASE) no longer works
+    new = {"HEARTH_PASSPHRASE": "brand new passphrase"}
+    rekeyed = hearth("rekey", env=new)
+    assert rekeyed.returncode == 0, rekeyed.stderr
+    assert "Bread questions" in hearth("history", env=new).stdout
