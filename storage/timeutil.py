@@ -1,4 +1,7 @@
-"""One timestamp format for every table: ISO 8601 UTC with milliseconds, which sorts as text."""
+"""One timestamp format for every table: ISO 8601 UTC, which sorts as text.
+
+Microseconds, so rows written in quick succession (a message, then its reply) still order correctly.
+"""
 
 from __future__ import annotations
 
@@ -6,4 +9,4 @@ from datetime import UTC, datetime
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
