@@ -132,12 +132,18 @@ class Blobs:
             db.execute("DELETE FROM blobs WHERE name = ?", [name])
         (paths.blobs() / row["file"]).unlink(missing_ok=True)
 
-    def remove_orphans(self) -> int:
-        """Delete files no row points to (a crash between writing a file and recording it)."""
+    def remove_orphans(self, min_age_s: float = 3600) -> int:
+        """Delete files no row points to (a crash between writing a file and recording it).
+
+        Only files older than `min_age_s`: another process may be between writing a file and its row.
+        """
+        import time
+
         known = {row[0] for row in self._db().execute("SELECT file FROM blobs").fetchall()}
+        cutoff = time.time() - min_age_s
         removed = 0
         for path in paths.blobs().iterdir():
-            if path.is_file() and path.name not in known:
+            if path.is_file() and path.name not in known and path.stat().st_mtime < cutoff:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed

@@ -101,3 +101,12 @@ def test_blob_plaintext_path_from_store(store: Store) -> None:
     store.blobs.put("adapter", b"lora")
     with store.blobs.plaintext_path("adapter") as path:
         assert path.read_bytes() == b"lora"
+
+
+def test_orphan_files_are_removed_once_old(store: Store) -> None:
+    orphan = paths.blobs() / "0123456789abcdef"
+    orphan.write_bytes(b"ciphertext of a crashed write")
+    assert store.blobs.remove_orphans() == 0  # might belong to another process mid-write
+    os.utime(orphan, (0, 0))
+    assert store.blobs.remove_orphans() == 1
+    assert not orphan.exists()
