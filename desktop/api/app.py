@@ -1,0 +1,202 @@
+"""The FastAPI application: routes, error handlers and the security middleware, around one `ApiState`.
+
+`ApiState` holds what outlives a request: the configuration, the way to reach the engine and the store
+(`Backend`, getters so nothing loads before it is needed), the token, and the two single-thread workers
+(chat model, embedder). `desktop.api.server.ApiServer` builds one, serves `create_app(state)` with uvicorn
+and closes it; tests can do the same with any ASGI client.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+
+from desktop import models
+from desktop.api import chat, embeddings, schemas
+from desktop.api.errors import ApiError
+from desktop.api.queue import JobFailed, ModelWorker, QueueFull, WorkerStopped
+from desktop.api.schemas import ChatCompletionRequest, EmbeddingRequest
+from desktop.api.security import DEFAULT_MAX_BODY_BYTES, SecurityMiddleware
+
+if TYPE_CHECKING:
+    from desktop.engine import Engine
+    from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+ALIAS = "hearth"  # always names the model this server runs
+EMBEDDING_NAMES = frozenset({embeddings.EMBEDDING_MODEL, "sentence-transformers/all-minilm-l6-v2", ALIAS})
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    model_name: str = models.BUNDLED_NAME  # the chat model this server runs (also answers to "hearth")
+    allowed_origins: tuple[str, ...] = ()  # browser origins allowed to call the API (CORS); none by default
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # larger request bodies get 413
+    max_tokens_cap: int = 1024  # max_tokens above this is lowered to it
+    queue_capacity: int = 4  # chat requests that may wait behind the running one; more get 429
+    embed_queue_capacity: int = 4
+
+
+@dataclass
+class Backend:
+    """How the API reaches the rest of Hearth; getters are called on the worker threads only."""
+
+    engine: Callable[[], Engine]
+    store: Callable[[], Store] | None = None  # needed for hearth_docs / hearth_save only
+    embedder: embeddings.Embedder | None = None  # default: the shared or bundled MiniLM, loaded lazily
+
+
+@dataclass
+class ApiState:
+    config: ApiConfig
+    backend: Backend
+    token: str
+    port: int = 0  # the bound port, set by the server before it accepts connections
+    chat_worker: ModelWorker = field(init=False)
+    embed_worker: ModelWorker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chat_worker = ModelWorker("chat", self.config.queue_capacity)
+        self.embed_worker = ModelWorker("embeddings", self.config.embed_queue_capacity)
+        self.chat_worker.start()
+        self.embed_worker.start()
+
+    def served_names(self) -> set[str]:
+        return {ALIAS, self.config.model_name}
+
+    def registered_names(self) -> list[str]:
+        return [m.name for m in models.list_models()]
+
+    def embedder(self) -> embeddings.Embedder:
+        if self.backend.embedder is None:
+            self.backend.embedder = embeddings.default_embedder()
+        return self.backend.embedder
+
+    def close(self) -> None:
+        self.chat_worker.stop()
+        self.embed_worker.stop()
+
+
+def create_app(state: ApiState) -> Any:
+    """The ASGI app: SecurityMiddleware( [CORS(] FastAPI routes [)] )."""
+    app = FastAPI(title="Hearth local API", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.hearth = state
+    _add_error_handlers(app)
+    _add_routes(app, state)
+    inner: Any = app
+    if state.config.allowed_origins:
+        inner = CORSMiddleware(
+            app,
+            allow_origins=list(state.config.allowed_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type"],
+        )
+    return SecurityMiddleware(
+        inner,
+        port=lambda: state.port,
+        token=lambda: state.token,
+        allowed_origins=state.config.allowed_origins,
+        max_body_bytes=state.config.max_body_bytes,
+    )
+
+
+def _add_routes(app: FastAPI, state: ApiState) -> None:
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        created = schemas.now()
+        names = [ALIAS, *state.registered_names(), embeddings.EMBEDDING_MODEL]
+        return {"object": "list", "data": [schemas.model_entry(n, created) for n in dict.fromkeys(names)]}
+
+    @app.get("/v1/models/{name:path}")
+    async def get_model(name: str) -> dict[str, Any]:
+        if name not in {ALIAS, embeddings.EMBEDDING_MODEL, *state.registered_names()}:
+            raise ApiError(404, f"The model {name!r} does not exist.", "model_not_found", "model")
+        return schemas.model_entry(name, schemas.now())
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
+        model = chat.check_model(state, req.model)
+        turn, params = chat.prepare(state, req)
+        ticket = chat.submit(state, chat.job(state, req, turn, params))
+        if req.stream:
+            return chat.stream(req, model, ticket)
+        return await chat.complete(state, req, model, ticket, request)
+
+    @app.post("/v1/embeddings")
+    async def create_embeddings(req: EmbeddingRequest) -> dict[str, Any]:
+        if req.model.lower() not in EMBEDDING_NAMES:
+            raise ApiError(404, f"The model {req.model!r} does not exist.", "model_not_found", "model")
+        texts = embeddings.inputs_of(req)
+
+        def work() -> Iterator[tuple[list[list[float]], int]]:
+            embedder = state.embedder()
+            yield embedder.embed(texts), embedder.count_tokens(texts)
+
+        try:
+            ticket = state.embed_worker.submit(work)
+        except QueueFull as exc:
+            raise ApiError(
+                429,
+                "the embedder is busy; retry later",
+                "queue_full",
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
+        except WorkerStopped:
+            raise ApiError(503, "the server is shutting down", "server_stopping") from None
+        try:
+            async for vectors, tokens in ticket:
+                return embeddings.response(vectors, tokens, req.encoding_format, embeddings.EMBEDDING_MODEL)
+        except JobFailed:
+            raise ApiError(500, "the embedder failed (see the server log)", "internal_error") from None
+        except WorkerStopped:
+            pass
+        finally:
+            ticket.cancel()
+        raise ApiError(503, "the server is shutting down", "server_stopping")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            error = ApiError(400, "the request body is not valid JSON", "invalid_json")
+        else:
+            first = errors[0] if errors else {}
+            loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+            param = ".".join(loc) or None
+            # pydantic's `msg` names the expected type, never the submitted value.
+            msg = first.get("msg", "invalid value")
+            message = f"{param}: {msg}" if param else msg
+            error = ApiError(422, message, first.get("type", "invalid_value"), param)
+        return JSONResponse(error.body(), status_code=error.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code)
+        message = {404: "no such endpoint", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+        error = ApiError(exc.status_code, message, code)
+        return JSONResponse(error.body(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def bug(_: Request, exc: Exception) -> JSONResponse:
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error(
+            "API request failed with %s\n%s", type(exc).__name__, frames
+        )  # no message: may quote content
+        error = ApiError(500, "internal server error (see the server log)", "internal_error")
+        return JSONResponse(error.body(), status_code=500)

@@ -1,0 +1,66 @@
+"""OpenAI-style error bodies, so clients written for OpenAI show Hearth's errors the way they show OpenAI's.
+
+Every failure the API reports has the shape `{"error": {"message", "type", "param", "code"}}`. Handlers raise
+`ApiError`; the ASGI middlewares (which run outside FastAPI) send the same body with `send_error`.
+Messages never contain request content: they name the field and the limit, not the value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import Send
+
+# Status → OpenAI's error type for it (OpenAI uses these names; clients switch on them).
+TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    501: "not_implemented_error",
+    503: "server_error",
+}
+
+
+class ApiError(Exception):
+    """A request the API refuses, with the HTTP status and OpenAI-style fields to report."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.status, self.message, self.code, self.param)
+
+
+def error_body(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    kind = TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+async def send_error(send: Send, error: ApiError) -> None:
+    """Send error as a complete JSON response from raw ASGI code (middlewares)."""
+    payload = json.dumps(error.body()).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
