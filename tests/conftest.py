@@ -75,3 +75,35 @@ def store(store_template: Path, hearth_home: Path, monkeypatch: pytest.MonkeyPat
     opened = Store.open()
     yield opened
     opened.close()
+
+
+# --- local API (desktop/api) ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_server(store):
+    """Start `ApiServer`s on free loopback ports: `api_server(engine=..., **ApiConfig fields)`; stopped after.
+
+    The token comes from the test's encrypted store. Without `engine`, a request that reaches the model gets
+    a 503 (tests of the security layer never need it).
+    """
+    from desktop.api.app import ApiConfig, Backend
+    from desktop.api.security import api_token
+    from desktop.api.server import ApiServer
+    from storage.errors import KnownError
+
+    servers = []
+
+    def no_engine():
+        raise KnownError("no engine in this test")
+
+    def start(engine=None, engine_getter=None, **config):
+        getter = engine_getter or ((lambda: engine) if engine is not None else no_engine)
+        server = ApiServer(Backend(engine=getter, store=lambda: store), api_token(store), ApiConfig(**config), port=0)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
