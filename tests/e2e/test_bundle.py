@@ -1,0 +1,194 @@
+"""The PyInstaller bundle on a machine that has nothing but the bundle: the smoke test CI runs on it.
+
+Opt-in, because building takes minutes: `HEARTH_BUILD_BUNDLE=1` builds `dist/hearth/` (via packaging/build.py)
+unless it is newer than every source file, and `HEARTH_BUNDLE_DIR=/path/to/hearth` tests an existing bundle
+(say, one unpacked from the release tarball) without building. Otherwise every test here is skipped.
+
+"Nothing but the bundle" is approximated by running the executable with a bare environment: no venv on
+PATH, no PYTHONPATH, HOME and TMPDIR in the test's tmp dir, and, where the kernel allows an unprivileged
+network namespace, no network at all. Each test then checks that nothing was written outside
+HEARTH_HOME and TMPDIR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = [
+    ROOT / "desktop",
+    ROOT / "storage",
+    ROOT / "personalize",
+    ROOT / "packaging",
+    ROOT / "pyproject.toml",
+]
+EXE_NAME = "hearth.exe" if sys.platform == "win32" else "hearth"
+PASSPHRASE = "bundle smoke test passphrase"
+# Hang protection only (not a timing assertion): the slowest step, one minute of training, fits well inside.
+TIMEOUT_S = 900
+
+pytestmark = pytest.mark.slow
+
+
+def _newest_source_mtime() -> float:
+    newest = 0.0
+    for root in SOURCES:
+        files = (
+            [root]
+            if root.is_file()
+            else [p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        )
+        newest = max([newest, *(p.stat().st_mtime for p in files)])
+    return newest
+
+
+def _bundle_dir() -> Path:
+    """The bundle to test: given, reused when fresh, or built now. Skips the module when not asked for."""
+    given = os.environ.get("HEARTH_BUNDLE_DIR")
+    if given:
+        return Path(given)
+    if os.environ.get("HEARTH_BUILD_BUNDLE") != "1":
+        pytest.skip("bundle smoke test: set HEARTH_BUILD_BUNDLE=1 to build and test it (minutes), "
+                    "or HEARTH_BUNDLE_DIR to test a built bundle")  # fmt: skip
+    bundle = ROOT / "dist" / "hearth"
+    exe = bundle / EXE_NAME
+    if not exe.is_file() or exe.stat().st_mtime < _newest_source_mtime():
+        subprocess.run(
+            [sys.executable, str(ROOT / "packaging" / "build.py"), "--no-archive"], check=True, cwd=ROOT
+        )
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Path:
+    path = _bundle_dir()
+    assert (path / EXE_NAME).is_file(), f"no {EXE_NAME} in {path}"
+    return path
+
+
+def _network_isolation() -> list[str]:
+    """`unshare -rn` (a private network namespace with only loopback) where the kernel allows it."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-rn", "true"], capture_output=True).returncode == 0:
+        return [unshare, "-rn"]
+    return []
+
+
+@dataclass
+class Frozen:
+    """Runs the bundle's executable in a bare environment whose every writable place is under tmp_path."""
+
+    exe: Path
+    tmp: Path
+    prefix: list[str]
+
+    @property
+    def home(self) -> Path:
+        return self.tmp / "user-home"
+
+    @property
+    def data(self) -> Path:
+        return self.tmp / "hearth-home"
+
+    def env(self) -> dict[str, str]:
+        for folder in (self.home, self.tmp / "tmp"):
+            folder.mkdir(parents=True, exist_ok=True)
+        return {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.home),
+            "TMPDIR": str(self.tmp / "tmp"),
+            "LANG": "C.UTF-8",
+            "HEARTH_HOME": str(self.data),
+            "HEARTH_PASSPHRASE": PASSPHRASE,
+            "HEARTH_KEYRING": "0",
+            "QT_QPA_PLATFORM": "offscreen",
+            "OMP_NUM_THREADS": "2",
+        }
+
+    def __call__(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.prefix, str(self.exe), *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            cwd=cwd or self.tmp,
+            timeout=TIMEOUT_S,
+        )
+
+    def files_outside_data_dir(self) -> list[str]:
+        """Everything written under HOME (which is where ~/.cache, ~/.config, ~/.local would go)."""
+        return sorted(str(p.relative_to(self.home)) for p in self.home.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def frozen(bundle: Path, tmp_path: Path) -> Iterator[Frozen]:
+    runner = Frozen(bundle / EXE_NAME, tmp_path, _network_isolation())
+    yield runner
+
+
+def test_doctor_finds_bundled_models_and_every_dependency(frozen: Frozen, bundle: Path) -> None:
+    result = frozen("doctor", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    missing = [name for name, version in report["versions"].items() if version == "not installed"]
+    assert not missing, f"the bundle lacks (or lacks metadata for): {missing}"
+    assert str(bundle.resolve()) in json.dumps(report), "doctor should report the model inside the bundle"
+    assert frozen.files_outside_data_dir() == []
+
+
+def test_frozen_ask_answers_offline(frozen: Frozen) -> None:
+    result = frozen("ask", "--json", "--temperature", "0", "What is the capital of France?")
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in json.loads(result.stdout)["answer"]
+    history = frozen("history", "--json")
+    assert history.returncode == 0, history.stderr
+    assert len(json.loads(history.stdout)) == 1
+    assert frozen.files_outside_data_dir() == []
+
+
+def test_frozen_module_runner_sees_bundled_embedder(frozen: Frozen) -> None:
+    """`hearth -m MODULE` (how background jobs start) runs bundled code; the embedder loads from inside."""
+    result = frozen("-m", "desktop.frozen")
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout)
+    assert probe["frozen"] is True
+    inside = str(Path(probe["bundle_dir"]))
+    assert probe["chat_model"].startswith(inside) and probe["embedder_dir"].startswith(inside)
+    assert probe["embedding_dim"] == 384
+    assert probe["network_libraries_offline"] is True
+    assert frozen.files_outside_data_dir() == []
+
+
+def test_self_test_opens_window_and_answers(frozen: Frozen) -> None:
+    if not (ROOT / "desktop" / "ui" / "app.py").is_file():
+        pytest.skip("the desktop app (desktop/ui/app.py) has not landed yet")
+    shot = frozen.tmp / "window.png"
+    result = frozen("--self-test", "--screenshot", str(shot))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert frozen.files_outside_data_dir() == []
+
+
+def test_short_personalize_run_trains_in_the_bundle(frozen: Frozen) -> None:
+    if not (ROOT / "desktop" / "cli" / "personalize.py").is_file():
+        pytest.skip("`hearth personalize` (desktop/cli/personalize.py) has not landed yet")
+    corpus = frozen.tmp / "notes"
+    corpus.mkdir()
+    for i, topic in enumerate(["sourdough starter", "bicycle gears", "tomato seedlings"]):
+        (corpus / f"note{i}.md").write_text(
+            f"# Notes on {topic}\n\n" + f"My {topic} log, day {i}: everything went to plan. " * 20
+        )
+    added = frozen("add", str(corpus))
+    assert added.returncode == 0, added.stderr
+    trained = frozen("personalize", "--max-minutes", "1")
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert frozen.files_outside_data_dir() == []
