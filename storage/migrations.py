@@ -113,11 +113,66 @@ def m003_settings_and_blobs(db: Database) -> None:
     db.execute("INSERT INTO blob_keys VALUES (1, ?, ?)", [secrets.token_bytes(32), now()])
 
 
+def m004_documents(db: Database) -> None:
+    """Document files, documents, chunks with a porter-stemmed FTS5 index, vectors, and a generation counter."""
+    _run(
+        db,
+        [
+            """CREATE TABLE doc_files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            added TEXT NOT NULL,
+            updated TEXT NOT NULL)""",
+            """CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES doc_files(id) ON DELETE CASCADE,
+            part TEXT NOT NULL DEFAULT '',
+            title TEXT NOT NULL,
+            meta TEXT,
+            UNIQUE (file_id, part))""",
+            """CREATE TABLE doc_chunks (
+            id INTEGER PRIMARY KEY,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            heading TEXT NOT NULL DEFAULT '',
+            page INTEGER,
+            location TEXT NOT NULL,
+            UNIQUE (document_id, seq))""",
+            # Porter stemming: document questions are natural language ("watering" should find "water").
+            """CREATE VIRTUAL TABLE doc_chunks_fts USING fts5(
+            text, heading, content='doc_chunks', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2')""",
+            """CREATE TRIGGER doc_chunks_ai AFTER INSERT ON doc_chunks BEGIN
+            INSERT INTO doc_chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading); END""",
+            """CREATE TRIGGER doc_chunks_ad AFTER DELETE ON doc_chunks BEGIN
+            INSERT INTO doc_chunks_fts(doc_chunks_fts, rowid, text, heading)
+            VALUES ('delete', old.id, old.text, old.heading); END""",
+            """CREATE TABLE doc_vectors (
+            chunk_id INTEGER PRIMARY KEY REFERENCES doc_chunks(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL)""",
+            "CREATE TABLE doc_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            "INSERT INTO doc_state VALUES ('vectors', 0)",
+            """CREATE TRIGGER doc_vectors_ai AFTER INSERT ON doc_vectors BEGIN
+            UPDATE doc_state SET value = value + 1 WHERE key = 'vectors'; END""",
+            """CREATE TRIGGER doc_vectors_ad AFTER DELETE ON doc_vectors BEGIN
+            UPDATE doc_state SET value = value + 1 WHERE key = 'vectors'; END""",
+            "CREATE INDEX documents_by_file ON documents(file_id)",
+        ],
+    )
+
+
 # Append only (see the module docstring). Index i holds the migration that takes the schema to version i+1.
 MIGRATIONS: list[Callable[[Database], None]] = [
     m001_chats,
     m002_streaming_messages,
     m003_settings_and_blobs,
+    m004_documents,
 ]
 
 
