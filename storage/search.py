@@ -1,0 +1,172 @@
+"""Hybrid retrieval over ingested documents: FTS5 BM25 and exact cosine similarity, fused by RRF.
+
+Why both: BM25 finds rare exact words (names, codes, error strings) that embeddings blur; embeddings find
+paraphrases BM25 cannot. Reciprocal rank fusion (score = sum of 1/(k + rank)) needs no score calibration
+between the two. Exact search rather than an ANN index: a float32 matrix of 100k x 384 is 150 MB and one
+matrix-vector product (~5 ms), so approximate search would buy nothing but recall loss at this scale.
+
+The matrix is cached per process and reloaded when `doc_state.vectors` (bumped by triggers on every
+vector write) changes. Hits are de-duplicated per document (a file, or one message of a mailbox): the
+best chunk of each document first, so five hits are five sources, not one file five times.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sqlite_utils import Database
+
+from storage.documents import Documents
+from storage.embeddings import MODEL_NAME, Embedder, from_blobs
+
+RRF_K = 60  # the constant from Cormack et al. (2009); flattens the head so both lists get a say
+CANDIDATES = 50  # per retriever; fused then de-duplicated down to k
+_STOPWORD_TEXT = """
+a an and are as at be but by can did do does for from had has have how i if in into is it its me my no not of
+on or our she so than that the their them then there these they this to was we were what when where which who
+why will with would you your should could about
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int
+    document_id: int
+    source: str  # the file's path
+    title: str
+    location: str  # page, heading path, line range or message subject
+    page: int | None
+    heading: str
+    text: str
+    score: float  # fused RRF score: higher is better, only comparable within one result list
+    similarity: float | None  # cosine to the query, when the chunk has a vector yet
+    keyword: bool  # matched the BM25 query
+    terms_matched: float  # share of the query's content words that occur in this chunk
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _VectorIndex:
+    def __init__(self) -> None:
+        self.generation = -1
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.matrix = np.zeros((0, 0), dtype=np.float32)
+
+    def refresh(self, docs: Documents, model: str) -> None:
+        generation = docs.vectors_generation()
+        if generation == self.generation:
+            return
+        ids, blobs = docs.all_vectors(model)
+        order = np.argsort(np.asarray(ids, dtype=np.int64))
+        self.ids = np.asarray(ids, dtype=np.int64)[order]
+        self.matrix = np.ascontiguousarray(from_blobs(blobs)[order])
+        self.generation = generation
+
+
+class Searcher:
+    """Keeps the vector cache; one per process (per store). Use from the thread owning the connection."""
+
+    def __init__(self, db: Callable[[], Database], embedder: Embedder | None = None) -> None:
+        self.docs = Documents(db)
+        self._db = db
+        self._embedder = embedder
+        self._index = _VectorIndex()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = Embedder()
+        return self._embedder
+
+    def search(
+        self, query: str, k: int = 5, per_document: int = 1, query_vector: np.ndarray | None = None
+    ) -> list[Hit]:
+        """The k best hits for `query`; `query_vector` skips embedding the query (benchmarks, callers that batch)."""
+        terms = _terms(query)
+        keyword_ids = self.keyword(terms, CANDIDATES)
+        self._index.refresh(self.docs, MODEL_NAME)
+        sims: np.ndarray | None = None
+        semantic_ids: list[int] = []
+        if len(self._index.ids):
+            qv = query_vector if query_vector is not None else self.embedder.embed_query(query)
+            sims = self._index.matrix @ np.asarray(qv, dtype=np.float32)
+            n = min(CANDIDATES, len(sims))
+            top = np.argpartition(-sims, n - 1)[:n]
+            semantic_ids = self._index.ids[top[np.argsort(-sims[top])]].tolist()
+        fused: dict[int, float] = {}
+        for ranked in (keyword_ids, semantic_ids):
+            for rank, cid in enumerate(ranked, start=1):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+        rows = self.docs.chunk_rows(list(fused))
+        keyword_set = set(keyword_ids)
+        hits: list[Hit] = []
+        per_doc: dict[int, int] = {}
+        for cid in sorted(fused, key=lambda c: -fused[c]):
+            row = rows.get(cid)
+            if row is None:  # deleted since the cache was built
+                continue
+            if per_doc.get(row["document_id"], 0) >= per_document:
+                continue
+            per_doc[row["document_id"]] = per_doc.get(row["document_id"], 0) + 1
+            hits.append(
+                Hit(
+                    chunk_id=cid,
+                    document_id=row["document_id"],
+                    source=row["path"],
+                    title=row["title"],
+                    location=row["location"],
+                    page=row["page"],
+                    heading=row["heading"],
+                    text=row["text"],
+                    score=round(fused[cid], 6),
+                    similarity=self._similarity(sims, cid),
+                    keyword=cid in keyword_set,
+                    terms_matched=_coverage(terms, row["heading"] + "\n" + row["text"]),
+                )
+            )
+            if len(hits) >= k:
+                break
+        return hits
+
+    def keyword(self, terms: list[str], limit: int) -> list[int]:
+        """Chunk ids ranked by BM25 (text weighted over heading), for any of the terms."""
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        rows = (
+            self._db()
+            .execute(
+                """SELECT rowid FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ?
+               ORDER BY bm25(doc_chunks_fts, 1.0, 0.5) LIMIT ?""",
+                [match, limit],
+            )
+            .fetchall()
+        )
+        return [r[0] for r in rows]
+
+    def _similarity(self, sims: np.ndarray | None, cid: int) -> float | None:
+        if sims is None:
+            return None
+        pos = int(np.searchsorted(self._index.ids, cid))
+        if pos < len(self._index.ids) and self._index.ids[pos] == cid:
+            return round(float(sims[pos]), 4)
+        return None
+
+
+def _terms(query: str) -> list[str]:
+    words = [w for w in re.findall(r"\w+", query.lower()) if len(w) > 1 or w.isdigit()]
+    content = [w for w in words if w not in _STOPWORDS]
+    return list(dict.fromkeys(content or words))
+
+
+def _coverage(terms: list[str], text: str) -> float:
+    if not terms:
+        return 0.0
+    lower = text.lower()
+    return round(sum(t[: max(4, len(t) - 2)] in lower for t in terms) / len(terms), 3)  # crude stem match
