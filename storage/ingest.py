@@ -162,7 +162,11 @@ class Ingester:
     def embed_pending(self, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> int:
         """Embed every chunk that lacks a vector, one committed batch at a time; returns how many."""
         stop = should_stop or (lambda: False)
-        meter = _Meter("embed", self.docs.count_unembedded(), progress)
+        total = self.docs.count_unembedded()
+        if not total:
+            return 0
+        self.embedder.load()
+        meter = _Meter("embed", total, progress)
         done = 0
         while not stop():
             rows = self.docs.unembedded(self.embed_batch)
