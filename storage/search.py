@@ -13,6 +13,7 @@ best chunk of each document first, so five hits are five sources, not one file f
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -170,3 +171,15 @@ def _coverage(terms: list[str], text: str) -> float:
         return 0.0
     lower = text.lower()
     return round(sum(t[: max(4, len(t) - 2)] in lower for t in terms) / len(terms), 3)  # crude stem match
+
+
+_searchers: weakref.WeakKeyDictionary[Any, Searcher] = weakref.WeakKeyDictionary()
+
+
+def search(store: Any, query: str, k: int = 5, per_document: int = 1) -> list[Hit]:
+    """Search a Store's documents, reusing one Searcher (and its vector cache) per open store."""
+    searcher = _searchers.get(store)
+    if searcher is None:
+        ref = weakref.ref(store)  # a strong reference in the value would keep the key alive forever
+        searcher = _searchers[store] = Searcher(lambda: ref().db)
+    return searcher.search(query, k=k, per_document=per_document)
