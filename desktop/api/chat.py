@@ -2,7 +2,9 @@
 
 The API talks through `desktop.conversation.Conversation`, like the CLI and the window, so grounding in
 documents and (opt-in) saving work the same way everywhere. Mapping:
-- all `system`/`developer` messages form the system prompt (none: Hearth's default persona);
+- all `system`/`developer` messages form the system prompt; without one, a neutral assistant prompt, not
+  the app's "You are Hearth" persona: API clients bring their own personas (as with OpenAI), and the
+  small bundled model answers plain questions worse under the persona;
 - the other messages are the history; the last one must be the user's question;
 - sampling defaults are the engine's (temperature 0.7, top_p 0.9), not OpenAI's, so an API answer matches
   what the app would say; `max_tokens` above the server's cap is lowered to it (finish_reason "length"
@@ -32,6 +34,7 @@ from storage.errors import KnownError
 if TYPE_CHECKING:
     from desktop.api.app import ApiState
 
+API_SYSTEM_PROMPT = "You are a helpful assistant."
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop"}
 
 
@@ -51,7 +54,7 @@ class SetupFailed:
 
 @dataclass(frozen=True)
 class Turn:
-    system: str | None
+    system: str
     history: list[Message]
     question: str
 
@@ -135,7 +138,7 @@ def _turn(messages: list[ChatMessage]) -> Turn:
             )
     if not turns or turns[-1].role != "user":
         raise ApiError(400, "the last message must be the user's", "invalid_value", "messages")
-    return Turn("\n\n".join(system) or None, turns[:-1], turns[-1].content)
+    return Turn("\n\n".join(system) or API_SYSTEM_PROMPT, turns[:-1], turns[-1].content)
 
 
 def _text(m: ChatMessage, i: int) -> str:

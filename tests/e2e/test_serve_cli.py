@@ -1,0 +1,85 @@
+"""`hearth serve` and `hearth api-token` as a user runs them: subprocesses over a real encrypted store."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from storage.store import Store
+
+ROOT = Path(__file__).parents[2]
+
+
+def hearth(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "desktop.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def test_api_token_is_stable_until_rotated(store: Store) -> None:
+    store.close()
+    first = hearth("api-token")
+    assert first.returncode == 0, first.stderr
+    token = first.stdout.strip()
+    assert token.startswith("hearth-")
+    assert hearth("api-token").stdout.strip() == token
+    rotated = hearth("api-token", "--rotate").stdout.strip()
+    assert rotated.startswith("hearth-") and rotated != token
+    assert hearth("api-token").stdout.strip() == rotated
+
+
+def test_serve_answers_a_request_and_stops_on_sigterm(store: Store) -> None:
+    store.close()
+    token = hearth("api-token").stdout.strip()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "desktop.cli", "--threads", "1", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        line = server.stdout.readline()  # printed once the socket is listening
+        match = re.search(r"(http://127\.0\.0\.1:(\d+)/v1)", line)
+        assert match, (line, server.stderr.read() if server.poll() is not None else "")
+        base_url, port = match.group(1), int(match.group(2))
+        assert port > 0
+        headers = {"Authorization": f"Bearer {token}"}
+        body = {
+            "model": "hearth",
+            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "temperature": 0,
+            "max_tokens": 24,
+        }
+        response = httpx.post(f"{base_url}/chat/completions", json=body, headers=headers, timeout=120)
+        assert response.status_code == 200, response.text
+        assert "Paris" in response.json()["choices"][0]["message"]["content"]
+        assert httpx.get(f"{base_url}/models", timeout=30).status_code == 401
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert token not in server.stderr.read()  # the token is never logged
+
+
+def test_serve_refuses_a_bad_port(store: Store) -> None:
+    store.close()
+    result = hearth("serve", "--port", "70000")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "hearth: --port must be between 0 and 65535, not 70000"
