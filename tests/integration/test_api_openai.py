@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import openai
-from openai.types.chat import ChatCompletion
 import pytest
+from openai.types.chat import ChatCompletion
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
