@@ -16,7 +16,9 @@ from storage.parsers.model import ParsedDoc, Section
 
 TARGET_CHARS = 1000  # ~250 word pieces: inside MiniLM's 256-token window, so nothing is truncated away
 OVERLAP_CHARS = 150
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n|\n(?=\s*[-*\d#>])")
+# Sentence ends and line ends: packing whole lines keeps code and tables intact, and wrapped prose simply
+# packs line by line.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+|\n")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,9 @@ def _units(text: str, target: int) -> Iterator[tuple[int, int]]:
 def _split_long(text: str, start: int, end: int, target: int) -> Iterator[tuple[int, int]]:
     while end - start > target:
         window = text[start : start + target]
-        cut = max(window.rfind("\n"), window.rfind(" "))
+        cut = window.rfind("\n")
+        if cut <= target // 2:
+            cut = window.rfind(" ")
         cut = start + (cut + 1 if cut > target // 2 else target)
         yield start, cut
         start = cut
