@@ -16,7 +16,9 @@ from desktop.engine import ChatEvent, Engine, GenerationStats, Message, Sampling
 if TYPE_CHECKING:
     from storage.store import Store
 
-DEFAULT_SYSTEM_PROMPT = "You are Hearth, a helpful assistant running privately on the user's own computer."
+# Small models are sensitive to the system prompt: this plain one keeps SmolLM2-135M factual (a "You are
+# Hearth..." persona made it answer "What is the capital of France?" in broken French). Users set their own.
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 # Share of the context window that retrieved passages may take; the rest is the chat and the answer.
 GROUNDING_SHARE = 0.5
 
@@ -82,27 +84,41 @@ class Conversation:
             system, self.last_sources = self._grounded_system_prompt(text)
         user = Message("user", text)
         messages = [Message("system", system), *self.history, user]
-        assistant_id = None
-        if self.save:
-            assert self.store is not None
-            if self.conversation_id is None:
-                self.conversation_id = self.store.chats.create(title=_title(text), system_prompt=self.system_prompt)
-            self.store.chats.add_message(self.conversation_id, "user", text)
+        self._save_new("user", text)
         self.history.append(user)
+        assistant_id: int | None = None
         parts: list[str] = []
+        status = "interrupted"  # what the saved reply says if the stream is abandoned midway
         try:
             for event in self.engine.chat(messages, params):
                 if event.kind == "text":
                     parts.append(event.text)
-                    if self.save:
-                        assert self.store is not None and self.conversation_id is not None
-                        if assistant_id is None:
-                            assistant_id = self.store.chats.add_message(self.conversation_id, "assistant", event.text)
-                        else:
-                            self.store.chats.update_message(assistant_id, "".join(parts))
+                    if assistant_id is None:
+                        assistant_id = self._save_new("assistant", event.text, "streaming")
+                    elif assistant_id:
+                        assert self.store is not None
+                        self.store.chats.append_to_message(assistant_id, event.text)
+                elif event.kind == "done":
+                    assert event.stats is not None
+                    status = "interrupted" if event.stats.finish_reason == "cancelled" else "complete"
+                else:
+                    status = "error"
                 yield event
         finally:
+            if assistant_id:
+                assert self.store is not None
+                self.store.chats.finish_message(assistant_id, status)
             self.history.append(Message("assistant", "".join(parts)))
+
+    def _save_new(self, role: str, text: str, status: str = "complete") -> int:
+        """Save a message (creating the conversation first); 0 when this conversation is not saved."""
+        if not self.save:
+            return 0
+        assert self.store is not None
+        if self.conversation_id is None:
+            title = _title(text)
+            self.conversation_id = self.store.chats.create(title=title, system_prompt=self.system_prompt)
+        return self.store.chats.add_message(self.conversation_id, role, text, status=status)
 
     def ask(
         self, text: str, params: SamplingParams | None = None, on_text: Callable[[str], None] | None = None

@@ -1,0 +1,75 @@
+"""`hearth ask` / `hearth chat` / `hearth doctor` / `hearth models` as a user runs them: real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PASSPHRASE = "correct horse battery staple"
+
+
+def hearth(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "desktop.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+    )
+
+
+def test_ask_json_answers_and_saves_to_history(hearth_home: Path) -> None:
+    env = {"HEARTH_PASSPHRASE": PASSPHRASE, "HEARTH_KEYRING": "0"}
+    result = hearth("ask", "--json", "--temperature", "0", "What is the capital of France?", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert "Paris" in data["answer"]
+    assert data["conversation_id"] is not None
+    history = hearth("history", "--json", env=env)
+    assert history.returncode == 0, history.stderr
+    assert any("capital of France" in c["title"] for c in json.loads(history.stdout))
+
+
+def test_ask_streams_plain_text(hearth_home: Path) -> None:
+    result = hearth("ask", "--no-save", "--temperature", "0", "What is the capital of France?")
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout
+    assert not (hearth_home / "hearth.db").exists(), "--no-save must not create a store"
+
+
+def test_chat_repl_new_and_quit(hearth_home: Path) -> None:
+    env = {"HEARTH_PASSPHRASE": PASSPHRASE, "HEARTH_KEYRING": "0"}
+    script = "What is the capital of France?\n/new\nSay hello.\n/quit\n"
+    result = hearth("chat", "--temperature", "0", "--max-tokens", "32", stdin=script, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Paris" in result.stdout
+    assert "(new conversation)" in result.stdout
+    history = json.loads(hearth("history", "--json", env=env).stdout)
+    assert len(history) == 2
+
+
+def test_doctor_reports_model_threads_and_data_dir(hearth_home: Path) -> None:
+    result = hearth("doctor", "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    facts = json.loads(result.stdout)
+    assert facts["data_dir"] == str(hearth_home)
+    assert facts["threads"] >= 1
+    assert facts["models"][0]["arch"] == "llama"
+    assert facts["problems"] == []
+
+
+def test_corrupt_model_is_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00" + os.urandom(64))
+    result = hearth("models", "add", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.startswith("hearth: broken.gguf")
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    listing = hearth("models", "list")
+    assert "broken" not in listing.stdout
