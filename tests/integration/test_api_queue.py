@@ -10,7 +10,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from desktop.api.chat import documents_available
 from desktop.api.server import ApiServer
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -132,17 +131,6 @@ def test_api_chats_are_saved_only_when_asked(api_server, engine, store) -> None:
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[1]["content"] == saved.json()["choices"][0]["message"]["content"]
     assert messages[1]["status"] == "complete"
-
-
-def test_document_grounding_is_available_or_a_clear_501(api_server, engine) -> None:
-    server = api_server(engine=engine)
-    body = {"model": "hearth", "messages": QUESTION, "max_tokens": 16, "hearth_docs": True}
-    response = _post(server, body)
-    if documents_available():
-        assert response.status_code == 200 and "hearth_sources" in response.json()
-    else:
-        assert response.status_code == 501
-        assert response.json()["error"]["code"] == "documents_unavailable"
 
 
 @pytest.mark.parametrize("stream", [False, True])
