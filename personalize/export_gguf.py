@@ -47,7 +47,7 @@ def permute(weights: Any, n_head: int, n_head_kv: int | None) -> Any:
 def to_gguf(lora_state: Mapping[str, Any], alpha: float, base: BaseInfo, extra: Mapping[str, str] = {}) -> bytes:
     """Serialize a peft LoRA state dict (get_peft_model_state_dict form) as GGUF adapter bytes."""
     import numpy as np
-    from gguf import GGUFWriter, GGUFType, Keys
+    from gguf import GGUFType, GGUFWriter, Keys
     from gguf.gguf_writer import WriterState
 
     pairs: dict[str, dict[str, Any]] = {}

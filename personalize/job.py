@@ -106,7 +106,9 @@ def claim() -> None:
     """Refuse to start while another personalization job is alive; clear stale requests."""
     live = running()
     if live is not None and live.get("pid") != os.getpid():
-        raise KnownError(f"Personalization is already running (process {live['pid']}); see `hearth personalize status`.")
+        raise KnownError(
+            f"Personalization is already running (process {live['pid']}); see `hearth personalize status`."
+        )
     request(None)
     write_status(state="starting")
 
@@ -139,8 +141,13 @@ def spawn(max_minutes: float = 0.0, passphrase: str | None = None, gguf: Path | 
     return process.pid
 
 
-def run(store: Any, max_minutes: float = 0.0, gguf: Path | None = None, pause_on_battery: bool = False,
-        progress: Callable[[Any], None] = lambda p: None) -> Any:
+def run(
+    store: Any,
+    max_minutes: float = 0.0,
+    gguf: Path | None = None,
+    pause_on_battery: bool = False,
+    progress: Callable[[Any], None] = lambda p: None,
+) -> Any:
     """One run under job control (used by the CLI in the foreground and by `main` in the background)."""
     from personalize import pipeline
     from personalize.train import TrainConfig
@@ -148,13 +155,23 @@ def run(store: Any, max_minutes: float = 0.0, gguf: Path | None = None, pause_on
     claim()
 
     def report(p: Any) -> None:
-        write_status(state=p.state, step=p.step, max_steps=p.max_steps, loss=_finite(p.loss),
-                     tokens_per_s=round(p.tokens_per_s, 1), eta_s=_finite(p.eta_s), tokens_seen=p.tokens_seen)
+        write_status(
+            state=p.state,
+            step=p.step,
+            max_steps=p.max_steps,
+            loss=_finite(p.loss),
+            tokens_per_s=round(p.tokens_per_s, 1),
+            eta_s=_finite(p.eta_s),
+            tokens_seen=p.tokens_seen,
+        )
         progress(p)
 
     try:
         result = pipeline.run(
-            store, TrainConfig(max_minutes=max_minutes), gguf, progress=report,
+            store,
+            TrainConfig(max_minutes=max_minutes),
+            gguf,
+            progress=report,
             should_stop=should_stop(pause_on_battery),
         )
     except KnownError as err:
@@ -165,8 +182,14 @@ def run(store: Any, max_minutes: float = 0.0, gguf: Path | None = None, pause_on
         raise
     finally:
         request(None)
-    write_status(state=result.state, adapter=result.adapter_id, base_ppl=result.base_ppl,
-                 adapter_ppl=result.adapter_ppl, steps=result.steps, tokens_trained=result.tokens_trained)
+    write_status(
+        state=result.state,
+        adapter=result.adapter_id,
+        base_ppl=result.base_ppl,
+        adapter_ppl=result.adapter_ppl,
+        steps=result.steps,
+        tokens_trained=result.tokens_trained,
+    )
     return result
 
 

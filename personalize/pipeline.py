@@ -152,14 +152,10 @@ def open_llama(path: Path, n_ctx: int = 512) -> Any:
     from personalize.train import set_threads
 
     threads = set_threads(TrainConfig())
-    return llama_cpp.Llama(
-        model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, verbose=False
-    )
+    return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, verbose=False)
 
 
-def evaluate_files(
-    store: Any, files: list[Path], gguf_path: Path | None = None, window: int = 512
-) -> dict[str, Any]:
+def evaluate_files(store: Any, files: list[Path], gguf_path: Path | None = None, window: int = 512) -> dict[str, Any]:
     """`hearth personalize eval`: perplexity of files under the base and under the active adapter."""
     info = base.inspect(gguf_path)
     texts = []

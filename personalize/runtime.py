@@ -52,11 +52,10 @@ def load_adapter(
             "personalize again for this model."
         )
     pointer = None
-    with contextlib.suppress(OSError, AttributeError):
-        with _memory_file(data) as stream:
-            pointer = llama_cpp.llama_adapter_lora_init_from_file_ptr(llama.model, stream)
-            if not pointer:
-                raise KnownError("The adapter is corrupt and was not loaded.")
+    with contextlib.suppress(OSError, AttributeError), _memory_file(data) as stream:
+        pointer = llama_cpp.llama_adapter_lora_init_from_file_ptr(llama.model, stream)
+        if not pointer:
+            raise KnownError("The adapter is corrupt and was not loaded.")
     if pointer is None:  # no fmemopen here: fall back to a memfd-style path from the store
         if plaintext_path is None:
             raise KnownError("This platform cannot load an adapter from memory.")

@@ -1,0 +1,83 @@
+"""Dataset building: packing without padding, held-out split by whole source, clear refusal of too little data."""
+
+from __future__ import annotations
+
+import pytest
+
+from personalize import dataset
+from personalize.dataset import Tokenizer
+from storage.errors import KnownError
+
+EOS = 0
+
+
+def word_tokenizer() -> Tokenizer:
+    """A real (if simple) tokenizer: one id per whitespace-separated word, stable across calls."""
+    vocab: dict[str, int] = {}
+
+    def encode(text: str) -> list[int]:
+        return [vocab.setdefault(word, len(vocab) + 1) for word in text.split()]
+
+    def render(messages: list[dict[str, str]]) -> str:
+        return " ".join(f"<{m['role']}> {m['content']} </{m['role']}>" for m in messages)
+
+    return Tokenizer(encode=encode, render_chat=render, eos_id=EOS)
+
+
+def docs(n: int, words: int) -> list[tuple[str, str]]:
+    return [(f"d{i}", " ".join(f"w{i}_{j}" for j in range(words))) for i in range(n)]
+
+
+def test_blocks_are_full_length_and_hold_every_training_token() -> None:
+    data = dataset.build(docs(10, 500), [], word_tokenizer(), seq_len=64)
+    assert all(len(b) == 64 for b in data.blocks)
+    assert len(data.blocks) >= 60
+    held = set(data.heldout_sources)
+    assert held and not held & set(data.train_sources)
+    # packing: tokens of consecutive training sources follow each other with one EOS between them
+    stream = [t for b in data.blocks for t in b]
+    assert stream.count(EOS) >= len(data.train_sources) - 1
+
+
+def test_heldout_tokens_never_appear_in_training() -> None:
+    data = dataset.build(docs(12, 400), [], word_tokenizer(), seq_len=32)
+    train_ids = {t for b in data.blocks for t in b}
+    held_ids = {t for w in data.heldout for t in w}
+    assert held_ids and not (held_ids & train_ids)
+
+
+def test_split_is_stable() -> None:
+    a = dataset.build(docs(12, 400), [], word_tokenizer(), seq_len=32)
+    b = dataset.build(docs(12, 400), [], word_tokenizer(), seq_len=32)
+    assert a.heldout_sources == b.heldout_sources and a.fingerprint == b.fingerprint
+
+
+def test_single_document_holds_out_its_tail() -> None:
+    data = dataset.build(docs(1, 5000), [], word_tokenizer(), seq_len=64)
+    assert data.heldout_sources == ["doc:d0#tail"]
+    assert data.heldout_tokens >= dataset.MIN_HELDOUT_TOKENS
+
+
+def test_conversations_keep_user_and_assistant_turns_only() -> None:
+    rendered: list[list[dict[str, str]]] = []
+    tok = word_tokenizer()
+    spy = Tokenizer(tok.encode, lambda m: rendered.append(m) or tok.render_chat(m), EOS)
+    conversation = [
+        {"role": "system", "content": "secret system prompt"},
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": "   "},
+        {"role": "assistant", "content": "general kenobi"},
+    ]
+    dataset.build(docs(8, 500), [("c1", conversation)], spy, seq_len=64)
+    assert rendered == [[conversation[1], conversation[3]]]
+
+
+def test_too_little_data_says_how_much_is_needed() -> None:
+    with pytest.raises(KnownError, match=r"at least about \d[\d,]* needed") as info:
+        dataset.build(docs(2, 100), [], word_tokenizer(), seq_len=64)
+    assert "words" in str(info.value)
+
+
+def test_no_data_at_all_is_a_known_error() -> None:
+    with pytest.raises(KnownError, match="Not enough text"):
+        dataset.build([], [], word_tokenizer())
