@@ -119,6 +119,27 @@ def test_disconnect_mid_stream_cancels_the_generation(api_server, engine, store)
     assert engine.count_tokens(reply["content"]) < 900
 
 
+def test_disconnect_while_waiting_for_a_non_streamed_answer_cancels_it(api_server, engine, store) -> None:
+    server = api_server(engine=engine)
+    body = {
+        "model": "hearth",
+        "messages": [{"role": "user", "content": "Write a very long story about a dragon and a baker."}],
+        "max_tokens": 1000,
+        "temperature": 0.8,
+        "seed": 1,
+        "hearth_save": True,
+    }
+    headers = {"Authorization": f"Bearer {server.token}"}
+    url = f"{server.base_url}/chat/completions"
+    # The client gives up after a few seconds of waiting (a read timeout closes the connection).
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url, json=body, headers=headers, timeout=httpx.Timeout(60, read=5))
+    _wait_idle(server)
+    [conversation] = store.chats.list()
+    reply = store.chats.messages(conversation["id"])[-1]
+    assert reply["role"] == "assistant" and reply["status"] == "interrupted"
+
+
 def test_api_chats_are_saved_only_when_asked(api_server, engine, store) -> None:
     server = api_server(engine=engine)
     body = {"model": "hearth", "messages": QUESTION, "temperature": 0, "max_tokens": 24}
