@@ -231,3 +231,15 @@ def test_error_messages_do_not_echo_request_content(api_server) -> None:
             response = client.post("/chat/completions", json=body)
             assert response.status_code >= 400
             assert secret not in response.text
+
+
+def test_a_registered_model_this_server_does_not_run_is_a_clear_400(api_server, bundled_model) -> None:
+    from desktop import models
+
+    models.add(bundled_model, name="other-model")
+    server = api_server()
+    with _client(server) as client:
+        assert "other-model" in [m["id"] for m in client.get("/models").json()["data"]]
+        chat = {"model": "other-model", "messages": [{"role": "user", "content": "hi"}]}
+        error = _error(client.post("/chat/completions", json=chat), 400)
+        assert error["code"] == "model_not_loaded" and "--model other-model" in error["message"]
