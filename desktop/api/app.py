@@ -8,8 +8,6 @@ and closes it; tests can do the same with any ASGI client.
 
 from __future__ import annotations
 
-import logging
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +20,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from desktop import models
 from desktop.api import chat, embeddings, schemas
-from desktop.api.errors import ApiError
+from desktop.api.errors import ApiError, QuietErrors
 from desktop.api.queue import JobFailed, ModelWorker, QueueFull, WorkerStopped
 from desktop.api.schemas import ChatCompletionRequest, EmbeddingRequest
 from desktop.api.security import DEFAULT_MAX_BODY_BYTES, SecurityMiddleware
@@ -31,7 +29,6 @@ if TYPE_CHECKING:
     from desktop.engine import Engine
     from storage.store import Store
 
-log = logging.getLogger(__name__)
 
 ALIAS = "hearth"  # always names the model this server runs
 EMBEDDING_NAMES = frozenset({embeddings.EMBEDDING_MODEL, "sentence-transformers/all-minilm-l6-v2", ALIAS})
@@ -88,7 +85,7 @@ class ApiState:
 
 
 def create_app(state: ApiState) -> Any:
-    """The ASGI app: SecurityMiddleware( [CORS(] FastAPI routes [)] )."""
+    """The ASGI app: QuietErrors(SecurityMiddleware( [CORS(] FastAPI routes [)] ))."""
     app = FastAPI(title="Hearth local API", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.hearth = state
     _add_error_handlers(app)
@@ -101,12 +98,14 @@ def create_app(state: ApiState) -> Any:
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["authorization", "content-type"],
         )
-    return SecurityMiddleware(
-        inner,
-        port=lambda: state.port,
-        token=lambda: state.token,
-        allowed_origins=state.config.allowed_origins,
-        max_body_bytes=state.config.max_body_bytes,
+    return QuietErrors(
+        SecurityMiddleware(
+            inner,
+            port=lambda: state.port,
+            token=lambda: state.token,
+            allowed_origins=state.config.allowed_origins,
+            max_body_bytes=state.config.max_body_bytes,
+        )
     )
 
 
@@ -194,9 +193,6 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(_: Request, exc: Exception) -> JSONResponse:
-        frames = "".join(traceback.format_tb(exc.__traceback__))
-        log.error(
-            "API request failed with %s\n%s", type(exc).__name__, frames
-        )  # no message: may quote content
+        # Starlette re-raises after this; QuietErrors logs it (type and frames only).
         error = ApiError(500, "internal server error (see the server log)", "internal_error")
         return JSONResponse(error.body(), status_code=500)

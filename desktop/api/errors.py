@@ -1,16 +1,21 @@
 """OpenAI-style error bodies, so clients written for OpenAI show Hearth's errors the way they show OpenAI's.
 
 Every failure the API reports has the shape `{"error": {"message", "type", "param", "code"}}`. Handlers raise
-`ApiError`; the ASGI middlewares (which run outside FastAPI) send the same body with `send_error`.
+`ApiError`; the ASGI middlewares (which run outside FastAPI) send the same body with `send_error`, and
+`QuietErrors` keeps unexpected exceptions' messages out of the log.
 Messages never contain request content: they name the field and the limit, not the value.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from typing import Any
 
-from starlette.types import Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 # Status → OpenAI's error type for it (OpenAI uses these names; clients switch on them).
 TYPES = {
@@ -64,3 +69,32 @@ async def send_error(send: Send, error: ApiError) -> None:
     headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+class QuietErrors:
+    """Outermost middleware: an unexpected exception is logged by type and frames, never by message.
+
+    Starlette re-raises an unhandled exception after its 500 handler ran, and uvicorn would then log it
+    with its message, which may quote a request's content. This stops it here instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            log.error("API request failed with %s\n%s", type(exc).__name__, frames)
+            if scope["type"] == "http" and not started:
+                await send_error(
+                    send, ApiError(500, "internal server error (see the server log)", "internal_error")
+                )

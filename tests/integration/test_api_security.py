@@ -243,3 +243,20 @@ def test_a_registered_model_this_server_does_not_run_is_a_clear_400(api_server, 
         chat = {"model": "other-model", "messages": [{"role": "user", "content": "hi"}]}
         error = _error(client.post("/chat/completions", json=chat), 400)
         assert error["code"] == "model_not_loaded" and "--model other-model" in error["message"]
+
+
+def test_a_crash_is_a_500_whose_log_never_quotes_the_message(api_server, caplog) -> None:
+    canary = "-".join(["canary", "4711"])  # built at run time, so no source line in a traceback shows it
+
+    def broken_engine():
+        raise RuntimeError(f"{canary}: user text that must not reach the log")
+
+    server = api_server(engine_getter=broken_engine)
+    with caplog.at_level("ERROR"), _client(server) as client:
+        body = {"model": "hearth", "messages": [{"role": "user", "content": "hi"}]}
+        assert _error(client.post("/chat/completions", json=body), 500)["code"] == "internal_error"
+        streamed = client.post("/chat/completions", json={**body, "stream": True})
+        assert streamed.status_code == 200 and '"internal_error"' in streamed.text
+        assert streamed.text.endswith("data: [DONE]\n\n")
+        assert client.get("/models").status_code == 200
+    assert "RuntimeError" in caplog.text and canary not in caplog.text
