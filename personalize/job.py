@@ -119,7 +119,9 @@ def lower_priority() -> None:
         os.nice(10)
 
 
-def spawn(max_minutes: float = 0.0, passphrase: str | None = None, gguf: Path | None = None) -> int:
+def spawn(
+    max_minutes: float = 0.0, passphrase: str | None = None, gguf: Path | None = None, config: str | None = None
+) -> int:
     """Start the background job; the passphrase (if the store needs one) goes through a pipe, not argv/env."""
     live = running()
     if live is not None:
@@ -127,6 +129,8 @@ def spawn(max_minutes: float = 0.0, passphrase: str | None = None, gguf: Path | 
     argv = [sys.executable, "-m", "personalize.job", "--max-minutes", str(max_minutes)]
     if gguf is not None:
         argv += ["--model", str(gguf)]
+    if config is not None:
+        argv += ["--config", config]
     if passphrase is not None:
         argv.append("--passphrase-stdin")
     log = (paths.logs() / "personalize.log").open("ab")
@@ -147,6 +151,7 @@ def run(
     gguf: Path | None = None,
     pause_on_battery: bool = False,
     progress: Callable[[Any], None] = lambda p: None,
+    cfg: Any = None,
 ) -> Any:
     """One run under job control (used by the CLI in the foreground and by `main` in the background)."""
     from personalize import pipeline
@@ -169,7 +174,7 @@ def run(
     try:
         result = pipeline.run(
             store,
-            TrainConfig(max_minutes=max_minutes),
+            cfg or TrainConfig(max_minutes=max_minutes),
             gguf,
             progress=report,
             should_stop=should_stop(pause_on_battery),
@@ -203,14 +208,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--passphrase-stdin", action="store_true")
     parser.add_argument("--pause-on-battery", action="store_true")
+    parser.add_argument("--config", help="TrainConfig fields as JSON (tuning and tests)")
     args = parser.parse_args(argv)
     passphrase = sys.stdin.readline().rstrip("\n") if args.passphrase_stdin else None
     lower_priority()
+    from personalize.train import TrainConfig
     from storage.store import Store
 
+    fields = json.loads(args.config) if args.config else {}
+    if "target_modules" in fields:
+        fields["target_modules"] = tuple(fields["target_modules"])
+    cfg = TrainConfig(**{"max_minutes": args.max_minutes, **fields})
     try:
         with Store.open(passphrase) as store:
-            run(store, args.max_minutes, args.model, args.pause_on_battery)
+            run(store, args.max_minutes, args.model, args.pause_on_battery, cfg=cfg)
     except KnownError as err:
         print(f"personalize: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,112 @@
+"""Personalization against a real encrypted store: the full pipeline, the registry, resume after kill -9,
+and a canary scan proving no plaintext text, adapter or checkpoint reaches the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CANARY = "Zorblatt-canary-5c1e"
+SMALL = {"seq_len": 64, "batch_size": 2, "warmup_steps": 2, "lr": 3e-3}
+
+
+def fill(store: Any, documents: list[tuple[str, str]]) -> None:
+    """Conversations in the store, every user message carrying the canary."""
+    for doc_id, text in documents:
+        conversation = store.chats.create(title=doc_id)
+        for paragraph in text.split("\n\n"):
+            store.chats.add_message(conversation, "user", f"{CANARY} {paragraph}")
+            store.chats.add_message(conversation, "assistant", "Logged.")
+
+
+def scan(roots: list[Path], needles: list[bytes]) -> list[str]:
+    hits = []
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_symlink() or not path.is_file():
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            hits += [f"{path}: {n[:20]!r}" for n in needles if n in data]
+    return hits
+
+
+def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
+    store: Any, base_cache: Path, ledger_documents: list[tuple[str, str]], hearth_home: Path
+) -> None:
+    from personalize import pipeline, registry
+    from personalize.train import TrainConfig
+
+    fill(store, ledger_documents)
+    tmp_before = set(Path(tempfile.gettempdir()).iterdir())
+    report = pipeline.run(store, TrainConfig(**SMALL, max_steps=20))
+    assert report.state == "activated", report
+    assert report.adapter_ppl < report.base_ppl
+    reg = registry.Registry(store)
+    records = reg.list()
+    assert [r.id for r in records] == [report.adapter_id] and records[0].active
+    gguf = reg.gguf_bytes(report.adapter_id)
+    assert reg.checkpoint() is None  # a finished run drops its checkpoint
+
+    new_tmp = [p for p in Path(tempfile.gettempdir()).iterdir() if p not in tmp_before]
+    needles = [CANARY.encode(), CANARY.encode("utf-16-le"), b"hearth.base_sha256", b"base_model.model", gguf[-4096:]]
+    assert scan([hearth_home, *new_tmp], needles) == []
+
+    # switching: off, rollback, delete
+    reg.set_active(None)
+    assert reg.active() is None
+    assert reg.rollback() == report.adapter_id
+    reg.delete(report.adapter_id)
+    assert reg.list() == [] and reg.active() is None
+
+
+def test_kill_9_mid_training_resumes_from_last_checkpoint(
+    store: Any, base_cache: Path, ledger_documents: list[tuple[str, str]]
+) -> None:
+    from personalize import job, registry
+    from personalize.train import TrainConfig, load_checkpoint
+
+    fill(store, ledger_documents)
+    config = {**SMALL, "max_steps": 400, "checkpoint_every_s": 0}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "personalize.job", "--config", json.dumps(config)],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while (job.read_status().get("step") or 0) < 3:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert job.read_status()["state"] == "interrupted"
+    saved = load_checkpoint(registry.Registry(store).checkpoint() or b"")
+    assert saved["step"] >= 2
+
+    steps: list[int] = []
+    report = job.run(
+        store, progress=lambda p: steps.append(p.step), cfg=TrainConfig(**{**config, "max_steps": saved["step"] + 2})
+    )
+    trained_steps = [s for s in steps if s > 0]
+    assert trained_steps[0] == saved["step"] + 1  # continued, did not start over
+    assert report.steps == saved["step"] + 2
+    assert job.read_status()["state"] in ("activated", "kept")
