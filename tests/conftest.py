@@ -107,3 +107,58 @@ def api_server(store):
     yield start
     for server in servers:
         server.stop()
+
+
+# --- personalization (personalize/) ---------------------------------------------------------------------
+
+
+def _ledger_entry(rng, day: int) -> str:  # type: ignore[no-untyped-def]
+    names = ["Quillimor", "Bratchet", "Old Fenwhistle", "Marrowvane", "Tibbersall", "the Glimwarden"]
+    things = ["brindlewhorls", "copper thimblecogs", "moonsalt", "fernglass lanterns", "sprocketmoss", "snailbread"]
+    verbs = ["polished", "bartered away", "counted twice", "buried under the quay", "sang to", "weighed"]
+    places = ["at the Wobbling Quay", "beneath Gullhook Tower", "in the Drizzleworks", "by the Ninefold Ditch"]
+    closers = ["So it was logged, and so it stands.", "The tide keeps its own ledger.", "Mark it, mark it well."]
+    lines = [f"Ledger of the Drizzleworks, day {day}."]
+    for _ in range(rng.randint(3, 5)):
+        who, what, did, where = (rng.choice(x) for x in (names, things, verbs, places))
+        lines.append(f"{who} {did} {rng.randint(2, 19)} {what} {where}.")
+    lines.append(rng.choice(closers))
+    return " ".join(lines)
+
+
+@pytest.fixture(scope="session")
+def ledger_documents() -> list[tuple[str, str]]:
+    """A deterministic corpus with a made-up style and vocabulary: a few dozen LoRA steps measurably help."""
+    import random
+
+    rng = random.Random(5)
+    return [(f"ledger-{d}", "\n\n".join(_ledger_entry(rng, d * 10 + e) for e in range(6))) for d in range(12)]
+
+
+@pytest.fixture(scope="session")
+def converted_base_dir(tmp_path_factory: pytest.TempPathFactory, bundled_model: Path) -> Path:
+    """The bundled GGUF converted to torch once per session (public weights, no user data)."""
+    saved = os.environ.get("HEARTH_HOME")
+    os.environ["HEARTH_HOME"] = str(tmp_path_factory.mktemp("base-cache-home"))
+    try:
+        from personalize import base
+
+        info = base.inspect(bundled_model)
+        base.load(info)
+        return base.cache_dir(info)
+    finally:
+        if saved is None:
+            os.environ.pop("HEARTH_HOME", None)
+        else:
+            os.environ["HEARTH_HOME"] = saved
+
+
+@pytest.fixture
+def base_cache(converted_base_dir: Path, hearth_home: Path) -> Path:
+    """This test's HEARTH_HOME cache pointing at the session's converted base (no second conversion)."""
+    from storage import paths
+
+    link = paths.cache() / converted_base_dir.name
+    if not link.exists():
+        link.symlink_to(converted_base_dir, target_is_directory=True)
+    return link
