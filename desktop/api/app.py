@@ -129,7 +129,7 @@ def _add_routes(app: FastAPI, state: ApiState) -> None:
         ticket = chat.submit(state, chat.job(state, req, turn, params))
         if req.stream:
             return chat.stream(req, model, ticket)
-        return await chat.complete(state, req, model, ticket, request)
+        return await chat.complete(model, ticket, request)
 
     @app.post("/v1/embeddings")
     async def create_embeddings(req: EmbeddingRequest) -> dict[str, Any]:

@@ -205,9 +205,7 @@ def submit(state: ApiState, work: Callable[[], Iterator]) -> Ticket:
 # --- non-streaming -------------------------------------------------------------------------------------
 
 
-async def complete(
-    state: ApiState, req: ChatCompletionRequest, model: str, ticket: Ticket, request: Request
-) -> JSONResponse:
+async def complete(model: str, ticket: Ticket, request: Request) -> JSONResponse:
     watcher = asyncio.create_task(_cancel_on_disconnect(request, ticket))
     parts: list[str] = []
     done: ChatEvent | None = None
