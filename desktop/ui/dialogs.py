@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -151,6 +154,51 @@ class PersonaDialog(QDialog):
 
     def value(self) -> str:
         return self.editor.toPlainText()
+
+
+class ApiPanel(QWidget):
+    """The local API switch, its address and its bearer token (hidden until asked for)."""
+
+    api_will_toggle = Signal(bool)
+    token_will_rotate = Signal()
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        super().__init__()
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.enabled = QCheckBox("Serve an OpenAI-compatible API to apps on this computer (127.0.0.1 only)")
+        self.enabled.toggled.connect(self.api_will_toggle.emit)
+        form.addRow(self.enabled)
+        self.url = QLabel()
+        self.url.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("Address:", self.url)
+        token_row = QHBoxLayout()
+        self.token = QLineEdit()
+        self.token.setReadOnly(True)
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        show = QPushButton("Show")
+        show.setCheckable(True)
+        show.toggled.connect(
+            lambda on: self.token.setEchoMode(
+                QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password
+            )
+        )
+        copy = QPushButton("Copy")
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.token.text()))
+        rotate = QPushButton("New token")
+        rotate.clicked.connect(self.token_will_rotate.emit)
+        for widget in (self.token, show, copy, rotate):
+            token_row.addWidget(widget)
+        form.addRow("Token:", token_row)
+        self.show_state(state)
+
+    def show_state(self, state: dict[str, Any]) -> None:
+        self.enabled.blockSignals(True)
+        self.enabled.setChecked(bool(state.get("running")))
+        self.enabled.blockSignals(False)
+        self.url.setText(state.get("url", "off") if state.get("running") else "off")
+        if state.get("token"):
+            self.token.setText(state["token"])
 
 
 class SettingsDialog(QDialog):

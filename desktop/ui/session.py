@@ -13,6 +13,7 @@ and a 100-token/s model still looks live.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import json
@@ -25,7 +26,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.conversation import DEFAULT_SYSTEM_PROMPT
+from desktop.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from desktop.services import Services
 from desktop.ui.workers import StoreProxy, Worker
 from storage.errors import KnownError
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 STREAM_BATCH_S = 0.03
 DEFAULT_PERSONA_KEY = "ui.default_system_prompt"
 THREADS_KEY = "ui.threads"
+API_KEY = "ui.api_enabled"
 
 
 class PassphraseBridge(QObject):
@@ -76,6 +78,30 @@ def documents_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("storage.search", "desktop.grounding"))
 
 
+def api_available() -> bool:
+    return importlib.util.find_spec("desktop.api.server") is not None
+
+
+class _GuiConversation(Conversation):
+    """A Conversation whose document search runs on the store worker with the real Store.
+
+    Overrides `Conversation._grounded_system_prompt` (private; keep in step with it): storage.search
+    caches a searcher per Store object and reads through its connection, which only the store worker may
+    use. Counting tokens there is safe: tokenizing reads the vocabulary, and the engine thread is waiting.
+    """
+
+    def _grounded_system_prompt(self, question: str) -> tuple[str, list[dict[str, Any]]]:
+        proxy = self.store
+        assert isinstance(proxy, StoreProxy)
+
+        def run() -> tuple[str, list[dict[str, Any]]]:
+            twin = copy.copy(self)
+            twin.store = proxy.target
+            return Conversation._grounded_system_prompt(twin, question)
+
+        return proxy.worker.call(run)
+
+
 class ChatSession(QObject):
     store_did_open = Signal()
     store_did_fail = Signal(str)
@@ -90,6 +116,10 @@ class ChatSession(QObject):
     generation_will_start = Signal(str)  # the user's message
     generation_did_stream = Signal(str)  # a batch of new text
     generation_did_finish = Signal(object)  # {"conversation_id", "status", "sources", "stats", "error"}
+    documents_did_load = Signal(list)  # storage.documents.FileRecord
+    ingest_did_progress = Signal(object)  # storage.ingest.Progress
+    ingest_did_finish = Signal(object)  # storage.ingest.Summary
+    api_did_change = Signal(object)  # {"running", "url", "token"} or {"running": False}
     action_did_succeed = Signal(str)  # one line for the status bar
     action_did_fail = Signal(str)
 
@@ -113,6 +143,9 @@ class ChatSession(QObject):
         self.seed: int | None = None
         self._threads: int | None = None
         self._stop = threading.Event()
+        self._stop_ingest = threading.Event()
+        self.api_worker = Worker("api")  # start/stop wait on the server thread, which may wait on the store
+        self._api: Any = None
         self._engine: Any = None  # only for cancel(), which is thread-safe
         self.generation_did_finish.connect(self._on_generation_finished)
 
@@ -128,6 +161,7 @@ class ChatSession(QObject):
         return {
             "persona": store.settings.get(DEFAULT_PERSONA_KEY),
             "threads": store.settings.get(THREADS_KEY),
+            "api": store.settings.get(API_KEY),
         }
 
     def _on_store_open(self, saved: dict[str, Any]) -> None:
@@ -137,6 +171,10 @@ class ChatSession(QObject):
         self.store_did_open.emit()
         self.refresh_conversations()
         self.load_engine()
+        if documents_available():
+            self.load_documents()
+        if saved["api"] and api_available():
+            self.set_api(True)
 
     def _store(self) -> Any:
         """On the store worker only."""
@@ -338,12 +376,11 @@ class ChatSession(QObject):
         return True
 
     def _generate(self, text: str, conversation_id: int | None, system_prompt: str, use_docs: bool) -> None:
-        from desktop.conversation import Conversation
         from desktop.engine import SamplingParams
 
         engine = self.services.engine()
         store = StoreProxy(self.store_worker, self._store())
-        conversation = Conversation(
+        conversation = _GuiConversation(
             engine,
             store=store,
             system_prompt=system_prompt,
@@ -431,6 +468,117 @@ class ChatSession(QObject):
 
         self.store_worker.submit(task, on_done=done, on_error=self._fail)
 
+    # -- documents ------------------------------------------------------------------------------------
+
+    def load_documents(self) -> None:
+        def task() -> list[Any]:
+            from storage.documents import Documents
+
+            store = self._store()
+            return Documents(lambda: store.db).list()
+
+        self.store_worker.submit(task, on_done=self.documents_did_load.emit, on_error=self._fail)
+
+    def add_documents(self, paths: list[str]) -> None:
+        """Index files and folders on the store worker (chat saves wait for it: one connection, one owner)."""
+        self._stop_ingest.clear()
+
+        def task() -> Any:
+            from storage.ingest import Ingester
+
+            store = self._store()
+
+            def progress(snapshot: Any) -> None:
+                self.store_worker.emit(self.ingest_did_progress.emit, snapshot)
+
+            return Ingester(lambda: store.db).add(
+                paths, progress=progress, should_stop=self._stop_ingest.is_set
+            )
+
+        def done(summary: Any) -> None:
+            self.ingest_did_finish.emit(summary)
+            self.load_documents()
+
+        def failed(message: str) -> None:
+            self._fail(message)
+            self.load_documents()
+
+        self.store_worker.submit(task, on_done=done, on_error=failed)
+
+    def stop_ingest(self) -> None:
+        self._stop_ingest.set()
+
+    def forget_document(self, path: str) -> None:
+        def task() -> list[str]:
+            from storage.documents import Documents
+
+            store = self._store()
+            return Documents(lambda: store.db).forget(path)
+
+        def done(removed: list[str]) -> None:
+            self.action_did_succeed.emit(f"Forgot {len(removed)} document(s)")
+            self.load_documents()
+
+        self.store_worker.submit(task, on_done=done, on_error=self._fail)
+
+    # -- local API ------------------------------------------------------------------------------------
+
+    def set_api(self, on: bool) -> None:
+        """Start or stop the OpenAI-compatible server on 127.0.0.1; remembered in the encrypted settings."""
+        self.store_worker.submit(lambda: self._store().settings.set(API_KEY, on), on_error=self._fail)
+        if on:
+            self.store_worker.submit(self._api_token, on_done=self._start_api, on_error=self._fail)
+        else:
+            self.api_worker.submit(self._stop_api, on_done=self.api_did_change.emit, on_error=self._fail)
+
+    def rotate_api_token(self) -> None:
+        def task() -> str:
+            from desktop.api.security import rotate_api_token
+
+            return rotate_api_token(self._store())
+
+        def done(token: str) -> None:
+            if self._api is not None:
+                self._api.token = token
+            self.api_did_change.emit(self._api_state(token))
+
+        self.store_worker.submit(task, on_done=done, on_error=self._fail)
+
+    def _api_token(self) -> str:
+        from desktop.api.security import api_token
+
+        return api_token(self._store())
+
+    def _start_api(self, token: str) -> None:
+        def task() -> dict[str, Any]:
+            from desktop.api.app import Backend
+            from desktop.api.server import ApiServer
+
+            if self._api is None or not self._api.running:
+                store = StoreProxy(self.store_worker, self._store())
+                self._api = ApiServer(Backend(engine=self._loaded_engine, store=lambda: store), token)
+                self._api.start()
+            return self._api_state(token)
+
+        self.api_worker.submit(task, on_done=self.api_did_change.emit, on_error=self._fail)
+
+    def _stop_api(self) -> dict[str, Any]:
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        return {"running": False}
+
+    def _api_state(self, token: str) -> dict[str, Any]:
+        if self._api is None:
+            return {"running": False}
+        return {"running": self._api.running, "url": self._api.base_url, "token": token}
+
+    def _loaded_engine(self) -> Any:
+        """For API requests: the GUI's engine once loaded (the engine's lock serialises the two users)."""
+        if self._engine is None:
+            raise KnownError("the model is still loading; try again in a moment")
+        return self._engine
+
     # -- lifetime -------------------------------------------------------------------------------------
 
     def _fail(self, message: str) -> None:
@@ -441,6 +589,10 @@ class ChatSession(QObject):
         if self.passphrase is not None:
             self.passphrase.close()
         self.stop()
+        self._stop_ingest.set()
+        if self._api is not None:
+            self.api_worker.submit(self._stop_api)
+        self.api_worker.close()
         self.engine_worker.close()
         self.store_worker.close()
 

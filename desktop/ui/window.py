@@ -24,14 +24,16 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.ui.chat_view import ChatView, Composer, MessageWidget, PaletteWatcher
-from desktop.ui.dialogs import PersonaDialog, SettingsDialog, UnlockDialog, WelcomePage
-from desktop.ui.session import ChatSession, documents_available
+from desktop.ui.dialogs import ApiPanel, PersonaDialog, SettingsDialog, UnlockDialog, WelcomePage
+from desktop.ui.docs_view import DocumentsView
+from desktop.ui.session import ChatSession, api_available, documents_available
 from desktop.ui.sidebar import Sidebar
 
 
@@ -67,15 +69,28 @@ class MainWindow(QMainWindow):
         splitter = QSplitter()
         self.sidebar = Sidebar()
         splitter.addWidget(self.sidebar)
-        right = QWidget()
-        column = QVBoxLayout(right)
+        chat_page = QWidget()
+        column = QVBoxLayout(chat_page)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
         column.addWidget(self._build_top_bar())
         self.chat = ChatView()
         column.addWidget(self.chat, 1)
         column.addWidget(self._build_composer_row())
-        splitter.addWidget(right)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(chat_page, "Chat")
+        self.documents = DocumentsView()
+        index = self.tabs.addTab(self.documents, "Documents")
+        if not documents_available():
+            self.tabs.setTabEnabled(index, False)
+            self.tabs.setTabToolTip(index, "Documents are not available in this build yet")
+        waiting = QLabel("The Personalize view is not built into the app yet: use `hearth personalize`.")
+        waiting.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        index = self.tabs.addTab(waiting, "Personalize")
+        self.tabs.setTabEnabled(index, False)
+        self.tabs.setTabToolTip(index, "Not available in the app yet")
+        splitter.addWidget(self.tabs)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([260, 840])
         return splitter
@@ -167,6 +182,14 @@ class MainWindow(QMainWindow):
         self.sidebar.search_will_run.connect(s.search)
         self.sidebar.settings_will_open.connect(self.open_settings)
         self.composer.message_will_send.connect(self._send)
+        self.documents.documents_will_add.connect(self._add_documents)
+        self.documents.document_will_forget.connect(s.forget_document)
+        self.documents.ingest_will_stop.connect(s.stop_ingest)
+        s.documents_did_load.connect(self.documents.show_documents)
+        s.ingest_did_progress.connect(self.documents.show_progress)
+        s.ingest_did_finish.connect(self.documents.show_summary)
+        s.api_did_change.connect(self._on_api)
+        self._api_state: dict[str, Any] = {"running": False}
         self.chat.regenerate_will_start.connect(s.regenerate)
         self._palette_watcher = PaletteWatcher(self)
         self._palette_watcher.palette_did_change.connect(self._rerender)
@@ -264,6 +287,21 @@ class MainWindow(QMainWindow):
         has_conversation = self.session.conversation_id is not None
         self.export_button.setEnabled(has_conversation and not busy)
 
+    # -- documents and API ----------------------------------------------------------------------------
+
+    def _add_documents(self, paths: list[str]) -> None:
+        if not self.session.store_ready:
+            return
+        self.documents.set_busy(True)
+        self.session.add_documents(paths)
+
+    def _on_api(self, state: dict[str, Any]) -> None:
+        self._api_state = state
+        self._say(f"Local API on {state['url']}" if state.get("running") else "Local API off")
+        panel = getattr(self, "api_panel", None)
+        if panel is not None:
+            panel.show_state(state)
+
     # -- top bar --------------------------------------------------------------------------------------
 
     def _on_models(self, names: list[str], active: str) -> None:
@@ -311,11 +349,21 @@ class MainWindow(QMainWindow):
             on_threads=self.session.set_threads,
             on_default_persona=self.session.set_default_persona,
             on_passphrase=self.session.change_passphrase,
+            api_panel=self._build_api_panel(),
             parent=self,
         )
         dialog.setObjectName("settingsDialog")
         self.settings_dialog = dialog
         dialog.open()
+
+    def _build_api_panel(self) -> ApiPanel | None:
+        if not api_available():
+            return None
+        panel = ApiPanel(self._api_state)
+        panel.api_will_toggle.connect(self.session.set_api)
+        panel.token_will_rotate.connect(self.session.rotate_api_token)
+        self.api_panel = panel
+        return panel
 
     # -- misc -----------------------------------------------------------------------------------------
 

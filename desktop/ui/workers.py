@@ -105,13 +105,13 @@ class StoreProxy:
     """Stands in for a Store on another thread: `proxy.chats.add_message(...)` runs on the store worker."""
 
     def __init__(self, worker: Worker, store: Any, path: tuple[str, ...] = ()) -> None:
-        self._worker = worker
-        self._store = store
+        self.worker = worker
+        self.target = store
         self._path = path
 
     def __getattr__(self, name: str) -> StoreProxy:
-        return StoreProxy(self._worker, self._store, (*self._path, name))
+        return StoreProxy(self.worker, self.target, (*self._path, name))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        target = functools.reduce(getattr, self._path, self._store)
-        return self._worker.call(functools.partial(target, *args, **kwargs))
+        target = functools.reduce(getattr, self._path, self.target)
+        return self.worker.call(functools.partial(target, *args, **kwargs))

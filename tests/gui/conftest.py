@@ -58,7 +58,9 @@ def make_window(qtbot: Any) -> Any:
 def build(qtbot: Any) -> tuple[Any, Any, Any]:
     from desktop.services import Services
     from desktop.ui.app import build_window, make_app
+    from storage.offline import ensure_offline
 
+    ensure_offline()  # as `hearth` does first: the embedding model must never reach for the network
     make_app()
     services = Services(threads=2)  # the test machine is small and shared
     session, window = build_window(services)

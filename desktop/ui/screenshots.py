@@ -1,0 +1,139 @@
+"""Screenshots of the main views for the README: `python -m desktop.ui.screenshots [OUT_DIR]`.
+
+Runs the real app offscreen against a throwaway HEARTH_HOME: the chat shows a real answer streamed from
+the bundled model (greedy, so the picture is reproducible); the documents view shows a real ingest of two
+files the script writes, one of them deliberately broken to show a failure reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_OUT = Path("docs/screenshots")
+SIZE = (1100, 700)
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0]) if argv else DEFAULT_OUT
+    out.mkdir(parents=True, exist_ok=True)
+    home = tempfile.mkdtemp(prefix="hearth-shots-")
+    os.environ.update(
+        QT_QPA_PLATFORM="offscreen",
+        HEARTH_HOME=home,
+        HEARTH_KEYRING="0",
+        HEARTH_PASSPHRASE="screenshots only",
+    )
+    try:
+        return _shoot(out, Path(home))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _wait(app: Any, signal: Any, timeout_s: float = 600) -> list[Any]:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    got: list[Any] = []
+
+    def on(*args: Any) -> None:
+        got.extend(args)
+        loop.quit()
+
+    signal.connect(on)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    signal.disconnect(on)
+    if not got:
+        raise SystemExit(f"screenshots: timed out waiting for {signal}")
+    return got
+
+
+def _save(app: Any, widget: Any, path: Path) -> None:
+    for _ in range(5):
+        app.processEvents()
+    if not widget.grab().save(str(path), "PNG"):
+        raise SystemExit(f"screenshots: could not write {path}")
+    print(path)
+
+
+def _shoot(out: Path, home: Path) -> int:
+    from storage.offline import ensure_offline
+
+    ensure_offline()
+    from desktop.services import Services
+    from desktop.ui.app import build_window, make_app
+    from desktop.ui.dialogs import UnlockDialog
+
+    app: Any = make_app()
+    services = Services()
+    session: Any
+    window: Any
+    session, window = build_window(services)
+    session.temperature, session.seed, session.max_tokens = 0.0, 1, 160
+    window.resize(*SIZE)
+    window.show()
+    _save(app, window, out / "welcome.png")
+    window.welcome.start_button.click()
+    _wait(app, session.engine_did_load)
+
+    for question in ("What should I pack for a weekend hike?", "Give me three tips for better sleep."):
+        window.composer.setPlainText(question)
+        window.composer.submit()
+        _wait(app, session.generation_did_finish)
+    window.composer.setPlainText("Write a Python function that reverses a string.")
+    window.composer.submit()
+    _wait(app, session.generation_did_finish)
+    _wait(app, session.conversations_did_load)
+    _save(app, window, out / "chat.png")
+
+    window.sidebar.focus_search()
+    window.sidebar.search_box.setText("sleep")
+    _wait(app, session.search_did_finish)
+    _save(app, window, out / "search.png")
+    window.sidebar.search_box.clear()
+
+    if window.tabs.isTabEnabled(1):
+        docs = home / "sample-docs"
+        docs.mkdir()
+        (docs / "garden-notes.md").write_text(
+            "# Garden notes\n\nWater the tomatoes every morning in July; basil likes afternoon shade.\n",
+            "utf-8",
+        )
+        (docs / "scan.pdf").write_bytes(b"%PDF-1.4 not really a PDF")
+        window.tabs.setCurrentIndex(1)
+        window.documents.set_busy(True)
+        session.add_documents([str(docs)])
+        _wait(app, session.ingest_did_finish)
+        _wait(app, session.documents_did_load)
+        _save(app, window, out / "documents.png")
+        window.tabs.setCurrentIndex(0)
+
+    window.open_settings()  # asks the store worker for the key custody first, then opens
+    deadline = time.monotonic() + 60
+    while getattr(window, "settings_dialog", None) is None and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)  # a script, not a test: polling is fine here
+    dialog = window.settings_dialog
+    dialog.adjustSize()
+    _save(app, dialog, out / "settings.png")
+    dialog.reject()
+
+    unlock = UnlockDialog(first_run=False)
+    unlock.show()
+    unlock.adjustSize()
+    _save(app, unlock, out / "unlock.png")
+    unlock.close()
+
+    session.shutdown()
+    services.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
