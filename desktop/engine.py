@@ -231,12 +231,14 @@ class Engine:
                     finish = "cancelled"
                     break
                 choice = chunk["choices"][0]
-                produced += 1
+                reason = choice.get("finish_reason")
+                if reason is None or choice["text"]:  # the closing chunk carries only finish_reason
+                    produced += 1
                 if first is None:
                     first = time.perf_counter()
                 if choice["text"]:
                     yield ChatEvent("text", choice["text"])
-                if choice.get("finish_reason") == "length":
+                if reason == "length":
                     finish = "length"
         finally:
             stream.close()

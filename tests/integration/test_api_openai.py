@@ -71,10 +71,6 @@ def test_max_tokens_is_respected_and_reported_as_length(client: openai.OpenAI) -
     assert len(longer.choices[0].message.content) > len(short.choices[0].message.content)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Engine._generate counts llama-cpp's final empty finish_reason chunk as a token (+1)",
-)
 def test_usage_counts_exactly_the_generated_tokens(client: openai.OpenAI) -> None:
     assert _count_to_100(client, 5).usage.completion_tokens == 5
 
