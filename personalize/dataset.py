@@ -104,6 +104,18 @@ def build(
     return dataset
 
 
+def precheck(documents: Sequence[Document], conversations: Sequence[Conversation]) -> None:
+    """Refuse clearly-too-little text before paying for a model load (estimate: ~4 characters per token)."""
+    chars = sum(len(text) for _, text in documents)
+    chars += sum(len(m.get("content", "")) for _, messages in conversations for m in messages)
+    needed = MIN_TRAIN_TOKENS + MIN_HELDOUT_TOKENS
+    if chars // 4 < needed:
+        raise KnownError(
+            f"Not enough text to personalize yet: about {_words(chars // 4)} words of documents and chats found, "
+            f"at least about {_words(needed)} needed. Add documents or chat more, then try again."
+        )
+
+
 def _sources(
     documents: Sequence[Document], conversations: Sequence[Conversation], tokenizer: Tokenizer
 ) -> list[tuple[str, list[int]]]:

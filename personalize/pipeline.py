@@ -45,6 +45,7 @@ def run(
     info = base.inspect(gguf_path)
     reg = registry.Registry(store)
     documents, conversations = data_override or store_io.read_training_data(store)
+    dataset.precheck(documents, conversations)
     progress(Progress(0, 0, float("nan"), 0.0, float("nan"), 0, "loading"))
     model, tokenizer = base.load(info)
     data = dataset.build(documents, conversations, dataset.Tokenizer.from_hf(tokenizer), cfg.seq_len)
@@ -148,10 +149,9 @@ def run(
 def open_llama(path: Path, n_ctx: int = 512) -> Any:
     """A private llama.cpp instance for evaluation (batch = context, so one window is one decode)."""
     import llama_cpp
+    import psutil
 
-    from personalize.train import set_threads
-
-    threads = set_threads(TrainConfig())
+    threads = psutil.cpu_count(logical=False) or 1
     return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, verbose=False)
 
 
