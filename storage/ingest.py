@@ -96,7 +96,7 @@ class _Meter:
 class Ingester:
     """Owns one ingest run over a store's database; use from the thread that owns the connection."""
 
-    def __init__(self, db: Callable[[], Database], embedder: Embedder | None = None, embed_batch: int = 64) -> None:
+    def __init__(self, db: Callable[[], Database], embedder: Embedder | None = None, embed_batch: int = 256) -> None:
         self.docs = Documents(db)
         self._embedder = embedder
         self.embed_batch = embed_batch
