@@ -69,3 +69,19 @@ def test_fusion_dedup_and_cache_invalidation(store) -> None:  # type: ignore[no-
     hits = {h.source: h for h in searcher.search("giraffe", k=3, query_vector=_axis(2))}
     assert hits["/c.txt"].similarity == 1.0
     assert hits["/b.txt"].similarity is None and "rewritten" in hits["/b.txt"].text
+
+
+def test_common_words_are_dropped_within_the_postings_budget(store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import storage.search as search_mod
+
+    docs = Documents(lambda: store.db)
+    for i in range(30):
+        _add(docs, f"/common{i}.txt", [f"the common word appears here, number {i}"])
+    _add(docs, "/rare.txt", ["a rareword and the common word together"])
+    searcher = Searcher(lambda: store.db)
+    monkeypatch.setattr(search_mod, "POSTINGS_BUDGET", 5)
+    ids = searcher.keyword(["common", "rareword"], 50)
+    assert ids == _ids(store, "/rare.txt")  # only the rare term was affordable
+    monkeypatch.setattr(search_mod, "POSTINGS_BUDGET", 1000)
+    assert len(searcher.keyword(["common", "rareword"], 50)) == 31
+    assert searcher._affordable(["commons"]) == ["commons"]  # a single term is always kept
