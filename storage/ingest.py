@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -139,7 +140,7 @@ class Ingester:
         """Read, hash, parse, chunk and commit one file; any problem becomes a failed Outcome."""
         key = str(path)
         try:
-            data = _read(path, max_bytes)
+            data, mtime = _read(path, max_bytes)
         except ParseError as exc:
             return Outcome(key, "failed", str(exc))
         digest = hashlib.sha256(data).hexdigest()
@@ -155,8 +156,7 @@ class Ingester:
             log.exception("parser crashed on a %s file", kind_of(path))
             return Outcome(key, "failed", f"could not parse ({type(exc).__name__})")
         docs: list[tuple[ParsedDoc, list[Chunk]]] = [(d, chunk_document(d)) for d in parsed]
-        stat = path.stat()
-        updated, n = self.docs.replace_file(key, kind_of(path), digest, len(data), stat.st_mtime, docs)
+        updated, n = self.docs.replace_file(key, kind_of(path), digest, len(data), mtime, docs)
         return Outcome(key, "updated" if updated else "added", chunks=n)
 
     def embed_pending(self, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> int:
@@ -187,9 +187,11 @@ class Ingester:
         return gone
 
 
-def _read(path: Path, max_bytes: int) -> bytes:
+def _read(path: Path, max_bytes: int) -> tuple[bytes, float]:
+    """The file's bytes (at most max_bytes, else refused) and its mtime, from one open handle."""
     try:
         with path.open("rb") as f:
+            mtime = os.fstat(f.fileno()).st_mtime
             data = f.read(max_bytes + 1)
     except PermissionError:
         raise ParseError("permission denied") from None
@@ -201,4 +203,4 @@ def _read(path: Path, max_bytes: int) -> bytes:
         raise ParseError(f"over the size cap ({max_bytes / 2**20:.1f} MB)")
     if not data:
         raise ParseError("empty file (0 bytes)")
-    return data
+    return data, mtime
