@@ -205,3 +205,9 @@ def write_zip_bomb_docx(path: Path, inflated_mb: int = 300) -> None:
             block = b"\0" * 2**20
             for _ in range(inflated_mb):
                 f.write(block)
+
+
+if __name__ == "__main__":  # `python tests/data/docs/corpus.py OUT_DIR` writes the corpus for manual tries
+    import sys
+
+    print(build(Path(sys.argv[1] if len(sys.argv) > 1 else "docs-corpus")))
