@@ -57,6 +57,9 @@ class WelcomePage(QWidget):
         text.setObjectName("privacyPromise")
         text.setWordWrap(True)
         text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        width = card.width() - 24
+        text.setFixedWidth(width)
+        text.setMinimumHeight(text.heightForWidth(width))  # an aligned wrapped label gets no height otherwise
         box.addWidget(text)
         self.start_button = QPushButton("Get started")
         self.start_button.setDefault(True)

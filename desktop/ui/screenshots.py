@@ -75,17 +75,19 @@ def _shoot(out: Path, home: Path) -> int:
     session: Any
     window: Any
     session, window = build_window(services)
-    session.temperature, session.seed, session.max_tokens = 0.0, 1, 160
+    session.temperature, session.seed = 0.0, 1
     window.resize(*SIZE)
     window.show()
     _save(app, window, out / "welcome.png")
     window.welcome.start_button.click()
     _wait(app, session.engine_did_load)
 
-    for question in ("What should I pack for a weekend hike?", "Give me three tips for better sleep."):
-        window.composer.setPlainText(question)
-        window.composer.submit()
-        _wait(app, session.generation_did_finish)
+    session.max_tokens = 60
+    window.composer.setPlainText("Give me three tips for better sleep.")
+    window.composer.submit()
+    _wait(app, session.generation_did_finish)
+    session.new_chat()
+    session.max_tokens = 120
     window.composer.setPlainText("Write a Python function that reverses a string.")
     window.composer.submit()
     _wait(app, session.generation_did_finish)
