@@ -43,7 +43,9 @@ def parse_docx(data: bytes, title: str) -> list[ParsedDoc]:
 
     try:
         document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except (PackageNotFoundError, KeyError, ValueError, AttributeError, TypeError, zipfile.BadZipFile) as exc:
+        # AttributeError/TypeError: python-docx walking a package whose parts lack the expected elements
+        # (e.g. a [Content_Types].xml without its namespace); the file is corrupt, not the parser broken.
         raise ParseError("corrupt DOCX file (missing or invalid document parts)") from exc
     except Exception as exc:  # lxml raises its own XMLSyntaxError family on broken parts
         if type(exc).__module__.startswith("lxml"):
