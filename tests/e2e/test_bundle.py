@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import pydoc
+import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,10 +198,25 @@ def test_frozen_docs_add_embeds_and_searches(frozen: Frozen) -> None:
 def test_short_personalize_run_trains_in_the_bundle(frozen: Frozen) -> None:
     if not (ROOT / "desktop" / "cli" / "personalize.py").is_file():
         pytest.skip("`hearth personalize` (desktop/cli/personalize.py) has not landed yet")
-    added = frozen("add", str(_write_corpus(frozen.tmp / "notes")))
+    notes = _write_corpus(frozen.tmp / "notes")
+    # Training needs a few thousand words: add real prose, the standard library's own documentation.
+    for module in (json, textwrap, shlex):
+        (notes / f"{module.__name__}.txt").write_text(pydoc.render_doc(module, renderer=pydoc.plaintext))
+    added = frozen("add", str(notes))
     assert added.returncode == 0, added.stderr
     trained = frozen("personalize", "--max-minutes", "1")
     assert trained.returncode == 0, trained.stdout + trained.stderr
+    listed = frozen("adapters", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 1
+    # The chat loads whichever adapter is active (from memory, through llama.cpp's C API) and still answers.
+    asked = frozen("ask", "--json", "--no-save", "--temperature", "0", "What is the capital of France?")
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["answer"].strip()
+    # Background training starts `hearth -m personalize.job`: that command line must work frozen.
+    job = frozen("-m", "personalize.job", "--help")
+    assert job.returncode == 0, job.stderr
+    assert "--max-minutes" in job.stdout
     assert frozen.files_outside_data_dir() == []
 
 
