@@ -160,7 +160,14 @@ def train(
     set_threads(cfg)
     state = load_checkpoint(checkpoint) if checkpoint else None
     if state is not None:
-        cfg = TrainConfig(**{**asdict(cfg), **state["config"], "max_minutes": cfg.max_minutes})
+        # The checkpoint's schedule and LoRA shape win; budget, threads and checkpoint cadence are this run's,
+        # and an explicit max_steps from the caller ends the resumed run early.
+        merged = {**asdict(cfg), **state["config"]}
+        for name in ("max_minutes", "threads", "checkpoint_every_s", "eval_every"):
+            merged[name] = getattr(cfg, name)
+        if cfg.max_steps > 0:
+            merged["max_steps"] = cfg.max_steps
+        cfg = TrainConfig(**merged)
         cfg.target_modules = tuple(cfg.target_modules)
     torch.manual_seed(cfg.seed)
     peft_model = wrap_lora(model, cfg, state["lora"] if state else init_lora)

@@ -45,7 +45,7 @@ def trained(converted_base_dir: Path, ledger_documents: list[tuple[str, str]], t
     info = base.inspect(base.bundled_gguf())
     model, tokenizer = base.load(info)
     data = dataset.build(ledger_documents, [], dataset.Tokenizer.from_hf(tokenizer), seq_len=128)
-    cfg = trainer.TrainConfig(seq_len=128, batch_size=2, max_steps=16, warmup_steps=2, lr=3e-3, seed=1)
+    cfg = trainer.TrainConfig(seq_len=128, batch_size=2, max_steps=16, warmup_steps=2, lr=3e-3, seed=1, threads=1)
     torch.manual_seed(0)
     result = trainer.train(model, data, cfg)
     assert not result.stopped and result.step == 16
