@@ -30,6 +30,9 @@ from storage.errors import KnownError
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
+    from personalize.live import LiveAdapter
+    from storage.store import Store
+
 Role = Literal["system", "user", "assistant"]
 DEFAULT_N_CTX = 4096
 DEFAULT_MAX_TOKENS = 512
@@ -92,6 +95,7 @@ class Engine:
         self.threads = threads
         self._lock = threading.RLock()
         self._cancel = threading.Event()
+        self._adapter: LiveAdapter | None = None
         meta = llama.metadata
         template = meta.get("tokenizer.chat_template")
         if not template:
@@ -123,6 +127,8 @@ class Engine:
 
     def close(self) -> None:
         with self._lock:
+            if self._adapter is not None:
+                self._adapter.close()
             self.llama.close()
 
     # --- tokens -----------------------------------------------------------------------------------
@@ -266,9 +272,43 @@ class Engine:
 
     def reset_cache(self) -> None:
         """Forget the KV cache (after an adapter swap: cached keys were computed with other weights)."""
+        from personalize.runtime import reset_cache
+
         with self._lock:
-            self.llama.reset()
-            self.llama._ctx.memory_clear(True) if hasattr(self.llama._ctx, "memory_clear") else None
+            reset_cache(self.llama)
+
+    # --- personal adapter ---------------------------------------------------------------------------
+
+    @property
+    def adapter_id(self) -> str | None:
+        """The personal adapter applied to the live model, or None for the base model."""
+        return self._adapter.active_id if self._adapter is not None else None
+
+    def use_adapter(self, adapter_id: str | None, data: bytes | None = None) -> None:
+        """Hot-swap the personal adapter (GGUF bytes) without reloading the model; None turns it off.
+
+        A corrupt adapter, or one trained on another base, raises KnownError and the current one stays.
+        """
+        with self._lock:
+            live = self._live_adapter()
+            if adapter_id is None:
+                live.off()
+            else:
+                assert data is not None, "adapter bytes are required to activate an adapter"
+                live.use(adapter_id, data)
+
+    def sync_adapter(self, store: Store) -> None:
+        """Apply the adapter the store's registry marks active (at startup, after `hearth adapters use`)."""
+        with self._lock:
+            self._live_adapter().sync(store)
+
+    def _live_adapter(self) -> LiveAdapter:
+        if self._adapter is None:
+            from personalize.base import file_sha256
+            from personalize.live import LiveAdapter
+
+            self._adapter = LiveAdapter(self.llama, file_sha256(self.path))
+        return self._adapter
 
 
 def reply_text(events: Iterator[ChatEvent]) -> tuple[str, GenerationStats | None]:

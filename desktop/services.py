@@ -8,15 +8,20 @@ closed in `close()`, the single place where shutdown is wired. Front ends (CLI, 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desktop import models
+from storage import paths
+from storage.errors import KnownError
 
 if TYPE_CHECKING:
     from desktop.engine import Engine
     from storage.store import Store
+
+log = logging.getLogger("hearth")
 
 # Asked for the passphrase: gets first_run (set a new one vs. enter the existing one), returns it.
 PassphrasePrompt = Callable[[bool], str]
@@ -49,7 +54,13 @@ class Services:
             from desktop.engine import DEFAULT_N_CTX, Engine
 
             path = self._model_path or models.active_model().path
-            self._engine = Engine.load(path, n_ctx=self._n_ctx or DEFAULT_N_CTX, threads=self._threads)
+            engine = Engine.load(path, n_ctx=self._n_ctx or DEFAULT_N_CTX, threads=self._threads)
+            self._engine = engine
+            if paths.database().exists():  # the user's personal adapter, if one is active, is part of the model
+                try:
+                    engine.sync_adapter(self.store())
+                except KnownError as exc:  # a damaged adapter must not cost the user their chat
+                    log.warning("personal adapter not applied, using the base model: %s", exc)
         return self._engine
 
     @property
