@@ -51,17 +51,48 @@ class Services:
 
     def engine(self) -> Engine:
         if self._engine is None:
-            from desktop.engine import DEFAULT_N_CTX, Engine
-
-            path = self._model_path or models.active_model().path
-            engine = Engine.load(path, n_ctx=self._n_ctx or DEFAULT_N_CTX, threads=self._threads)
-            self._engine = engine
-            if paths.database().exists():  # the user's personal adapter, if one is active, is part of the model
-                try:
-                    engine.sync_adapter(self.store())
-                except KnownError as exc:  # a damaged adapter must not cost the user their chat
-                    log.warning("personal adapter not applied, using the base model: %s", exc)
+            self._load_engine(apply_adapter=True)
+        assert self._engine is not None
         return self._engine
+
+    def set_passphrase_source(self, source: str | PassphrasePrompt | None) -> None:
+        """Who answers the store's passphrase question (the GUI swaps the CLI's terminal prompt for a dialog)."""
+        self._passphrase = source
+
+    @property
+    def model_path(self) -> Path | None:
+        """The model chosen explicitly (--model, or a switch in the app); None: the registry's active one."""
+        return self._model_path
+
+    def reload_engine(
+        self, model_path: Path | None = None, threads: int | None = None, *, apply_adapter: bool = True
+    ) -> Engine:
+        """Close the loaded engine (if any) and load another: a different model, or a new thread count.
+
+        `apply_adapter=False` leaves the personal adapter to the caller: the app applies it with the store
+        calls on its store worker, since only that thread may use the Store.
+        """
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        if model_path is not None:
+            self._model_path = model_path
+        if threads:
+            self._threads = threads
+        return self._load_engine(apply_adapter)
+
+    def _load_engine(self, apply_adapter: bool) -> Engine:
+        from desktop.engine import DEFAULT_N_CTX, Engine
+
+        path = self._model_path or models.active_model().path
+        engine = Engine.load(path, n_ctx=self._n_ctx or DEFAULT_N_CTX, threads=self._threads)
+        self._engine = engine
+        if apply_adapter and paths.database().exists():  # the active personal adapter is part of the model
+            try:
+                engine.sync_adapter(self.store())
+            except KnownError as exc:  # a damaged adapter must not cost the user their chat
+                log.warning("personal adapter not applied, using the base model: %s", exc)
+        return engine
 
     @property
     def engine_loaded(self) -> bool:

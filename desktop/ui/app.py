@@ -38,14 +38,6 @@ def seconds_since_process_start() -> float:
     return time.time() - psutil.Process(os.getpid()).create_time()
 
 
-def use_passphrase_source(services: Services, source: object) -> None:
-    """Point the store's passphrase prompt at the GUI (the CLI built Services with a terminal prompt).
-
-    Services has no public setter yet; this is the one place that sets its passphrase source.
-    """
-    services._passphrase = source  # type: ignore[assignment]
-
-
 def build_window(services: Services) -> tuple[object, object]:
     """(session, window) for the current HEARTH_HOME; the window is not shown yet."""
     from desktop.ui.session import ChatSession, PassphraseBridge
@@ -54,7 +46,7 @@ def build_window(services: Services) -> tuple[object, object]:
 
     bridge = PassphraseBridge()
     env = os.environ.get("HEARTH_PASSPHRASE")
-    use_passphrase_source(services, env if env else bridge)
+    services.set_passphrase_source(env if env else bridge)
     session = ChatSession(services, bridge)
     first_run = not paths.key_file().exists()
     window = MainWindow(session, first_run=first_run)

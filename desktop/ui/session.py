@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from desktop.services import Services
@@ -37,6 +37,7 @@ STREAM_BATCH_S = 0.03
 DEFAULT_PERSONA_KEY = "ui.default_system_prompt"
 THREADS_KEY = "ui.threads"
 API_KEY = "ui.api_enabled"
+JOB_POLL_MS = 1000  # the job's status file is a few hundred bytes; reading it each second costs nothing
 
 
 class PassphraseBridge(QObject):
@@ -122,6 +123,12 @@ class ChatSession(QObject):
     api_did_change = Signal(object)  # {"running", "url", "token"} or {"running": False}
     action_did_succeed = Signal(str)  # one line for the status bar
     action_did_fail = Signal(str)
+    adapters_did_load = Signal(list)  # personalize.registry.AdapterRecord, `active` filled in
+    adapter_did_activate = Signal(object)  # the adapter id the live model now uses, None: the base model
+    adapter_did_fail = Signal(str)  # the adapter could not be applied; the chat keeps the one it had
+    personalize_did_start = Signal(int)  # the background job's process id
+    personalize_did_progress = Signal(object)  # personalize.job status: state, step, loss, tokens/s, ETA
+    personalize_did_finish = Signal(object)  # the job's last status (activated, kept, paused, failed...)
 
     def __init__(self, services: Services, passphrase: PassphraseBridge | None = None) -> None:
         super().__init__()
@@ -148,13 +155,17 @@ class ChatSession(QObject):
         self._api: Any = None
         self._engine: Any = None  # only for cancel(), which is thread-safe
         self.generation_did_finish.connect(self._on_generation_finished)
+        self.job_config: str | None = None  # TrainConfig fields as JSON for the background job (tests)
+        self.job_running = False
+        self._job_pid: int | None = None  # spawned by this window, until its status file says so itself
+        self._job_poll = QTimer(self)
+        self._job_poll.setInterval(JOB_POLL_MS)
+        self._job_poll.timeout.connect(self.poll_personalization)
 
     # -- store ----------------------------------------------------------------------------------------
 
     def open_store(self) -> None:
-        self.store_worker.submit(
-            self._open_store, on_done=self._on_store_open, on_error=self.store_did_fail.emit
-        )
+        self.store_worker.submit(self._open_store, on_done=self._on_store_open, on_error=self.store_did_fail.emit)
 
     def _open_store(self) -> dict[str, Any]:
         store = self.services.store()
@@ -175,6 +186,8 @@ class ChatSession(QObject):
             self.load_documents()
         if saved["api"] and api_available():
             self.set_api(True)
+        self.load_adapters()
+        self.poll_personalization()  # a job started before this window (or by the CLI) is shown too
 
     def _store(self) -> Any:
         """On the store worker only."""
@@ -231,9 +244,7 @@ class ChatSession(QObject):
             self.action_did_succeed.emit("Conversation deleted")
             self.refresh_conversations()
 
-        self.store_worker.submit(
-            lambda: self._store().chats.delete(conversation_id), on_done=done, on_error=self._fail
-        )
+        self.store_worker.submit(lambda: self._store().chats.delete(conversation_id), on_done=done, on_error=self._fail)
 
     def search(self, text: str) -> None:
         self.store_worker.submit(
@@ -258,9 +269,7 @@ class ChatSession(QObject):
     def set_default_persona(self, text: str) -> None:
         prompt = text.strip() or DEFAULT_SYSTEM_PROMPT
         self.default_system_prompt = prompt
-        self.store_worker.submit(
-            lambda: self._store().settings.set(DEFAULT_PERSONA_KEY, prompt), on_error=self._fail
-        )
+        self.store_worker.submit(lambda: self._store().settings.set(DEFAULT_PERSONA_KEY, prompt), on_error=self._fail)
 
     def export(self, conversation_id: int, path: Path, fmt: str) -> None:
         """Write one conversation to a file the user chose (the only time chat text leaves the store)."""
@@ -287,24 +296,20 @@ class ChatSession(QObject):
 
     def load_engine(self) -> None:
         self.engine_will_load.emit("")
-        self.engine_worker.submit(
-            self._load_engine, None, on_done=self._on_engine_load, on_error=self._engine_fail
-        )
+        self.engine_worker.submit(self._load_engine, None, on_done=self._on_engine_load, on_error=self._engine_fail)
 
     def _load_engine(self, model_name: str | None) -> tuple[Any, str]:
+        """On the engine worker: (re)load the model, then put the personal adapter on it."""
         from desktop import models
 
+        services = self.services
         if model_name is not None:
-            model = models.use(model_name)
-            engine = _reload_engine(self.services, model.path, self._threads)
-        elif (
-            self._threads and self.services.engine_loaded and self.services.engine().threads != self._threads
-        ):
-            engine = _reload_engine(self.services, None, self._threads)
+            engine = services.reload_engine(models.use(model_name).path, self._threads, apply_adapter=False)
+        elif not services.engine_loaded or (self._threads and services.engine().threads != self._threads):
+            engine = services.reload_engine(None, self._threads, apply_adapter=False)
         else:
-            if self._threads and not self.services.engine_loaded:
-                _set_threads(self.services, self._threads)
-            engine = self.services.engine()
+            engine = services.engine()
+        self._apply_adapter(engine)
         names = {m.path.resolve(): m.name for m in models.list_models()}
         return engine, names.get(engine.path.resolve(), engine.path.name)
 
@@ -331,9 +336,7 @@ class ChatSession(QObject):
             return
         self.engine_ready = False
         self.engine_will_load.emit(name)
-        self.engine_worker.submit(
-            self._load_engine, name, on_done=self._on_engine_load, on_error=self._engine_fail
-        )
+        self.engine_worker.submit(self._load_engine, name, on_done=self._on_engine_load, on_error=self._engine_fail)
 
     def import_model(self, path: Path) -> None:
         def task() -> str:
@@ -351,9 +354,7 @@ class ChatSession(QObject):
     def set_threads(self, threads: int) -> None:
         """Saved in the encrypted settings and applied by reloading the model (a second or two)."""
         self._threads = threads
-        self.store_worker.submit(
-            lambda: self._store().settings.set(THREADS_KEY, threads), on_error=self._fail
-        )
+        self.store_worker.submit(lambda: self._store().settings.set(THREADS_KEY, threads), on_error=self._fail)
         if self.engine_ready and not self.generating:
             self.load_engine()
 
@@ -414,9 +415,7 @@ class ChatSession(QObject):
                 elif event.kind == "done":
                     assert event.stats is not None
                     result["stats"] = dataclasses.asdict(event.stats)
-                    result["status"] = (
-                        "interrupted" if event.stats.finish_reason == "cancelled" else "complete"
-                    )
+                    result["status"] = "interrupted" if event.stats.finish_reason == "cancelled" else "complete"
                 else:
                     result["status"], result["error"] = "error", event.text
         finally:
@@ -491,9 +490,7 @@ class ChatSession(QObject):
             def progress(snapshot: Any) -> None:
                 self.store_worker.emit(self.ingest_did_progress.emit, snapshot)
 
-            return Ingester(lambda: store.db).add(
-                paths, progress=progress, should_stop=self._stop_ingest.is_set
-            )
+            return Ingester(lambda: store.db).add(paths, progress=progress, should_stop=self._stop_ingest.is_set)
 
         def done(summary: Any) -> None:
             self.ingest_did_finish.emit(summary)
@@ -579,6 +576,180 @@ class ChatSession(QObject):
             raise KnownError("the model is still loading; try again in a moment")
         return self._engine
 
+    # -- personalization ------------------------------------------------------------------------------
+
+    def _apply_adapter(self, engine: Any) -> None:
+        """On the engine worker: make the live model match the registry, every store call on the store
+        worker. A damaged adapter costs only itself: the chat keeps what it had and the window says why."""
+        try:
+            engine.sync_adapter(StoreProxy(self.store_worker, self.store_worker.call(self._store)))
+        except KnownError as exc:
+            self.engine_worker.emit(self.adapter_did_fail.emit, str(exc))
+        self.engine_worker.emit(self.adapter_did_activate.emit, engine.adapter_id)
+
+    def load_adapters(self) -> None:
+        def task() -> list[Any]:
+            from personalize.registry import Registry
+
+            return Registry(self._store()).list()
+
+        self.store_worker.submit(task, on_done=self.adapters_did_load.emit, on_error=self._fail)
+
+    def sync_adapter(self) -> None:
+        """Apply the registry's active adapter to the loaded model (after a job or a registry change)."""
+        if self.services.engine_loaded:
+            self.engine_worker.submit(lambda: self._apply_adapter(self.services.engine()))
+
+    def activate_adapter(self, adapter_id: str | None) -> None:
+        """Switch the chat to an adapter version (None: the base model). The model tries it first, so a
+        corrupt or foreign adapter is refused before the registry records it as active."""
+
+        def read() -> bytes | None:
+            from personalize.registry import Registry
+
+            return Registry(self._store()).gguf_bytes(adapter_id) if adapter_id is not None else None
+
+        def swap(data: bytes | None) -> None:
+            if self.services.engine_loaded:
+                self.engine_worker.submit(
+                    lambda: self.services.engine().use_adapter(adapter_id, data),
+                    on_done=lambda _: record(),
+                    on_error=self._adapter_failed,
+                )
+            else:
+                record()
+
+        def record() -> None:
+            def task() -> None:
+                from personalize.registry import Registry
+
+                Registry(self._store()).set_active(adapter_id)
+
+            def done(_: Any) -> None:
+                self.adapter_did_activate.emit(adapter_id)
+                self.action_did_succeed.emit(
+                    f"Adapter {adapter_id} is active" if adapter_id else "Adapters off: chatting with the base model"
+                )
+                self.load_adapters()
+
+            self.store_worker.submit(task, on_done=done, on_error=self._fail)
+
+        self.store_worker.submit(read, on_done=swap, on_error=self._adapter_failed)
+
+    def rollback_adapter(self) -> None:
+        """Back to the adapter that was active before the last switch (or the base model)."""
+
+        def task() -> str | None:
+            from personalize.registry import Registry
+
+            return Registry(self._store()).rollback()
+
+        def done(previous: str | None) -> None:
+            self.action_did_succeed.emit(
+                f"Rolled back to adapter {previous}" if previous else "Rolled back to the base model"
+            )
+            self.load_adapters()
+            self.sync_adapter()
+
+        self.store_worker.submit(task, on_done=done, on_error=self._fail)
+
+    def delete_adapter(self, adapter_id: str) -> None:
+        def task() -> None:
+            from personalize.registry import Registry
+
+            Registry(self._store()).delete(adapter_id)
+
+        def done(_: Any) -> None:
+            self.action_did_succeed.emit(f"Deleted adapter {adapter_id}")
+            self.load_adapters()
+            self.sync_adapter()  # turns the model back to the base when the deleted one was active
+
+        self.store_worker.submit(task, on_done=done, on_error=self._fail)
+
+    def _adapter_failed(self, message: str) -> None:
+        self.adapter_did_fail.emit(message)
+        self.load_adapters()
+
+    def start_personalization(self, passphrase: str | None = None) -> None:
+        """Start (or resume: the job continues from its checkpoint) training in its own low-priority
+        process. `passphrase` reaches it through a pipe; None: the child finds the key as this process did
+        (keychain, or HEARTH_PASSPHRASE)."""
+        from personalize import job
+
+        if not self.store_ready:
+            return
+        model = self._engine.path if self._engine is not None else self.services.model_path
+        try:
+            pid = job.spawn(passphrase=passphrase, gguf=model, config=self.job_config)
+        except KnownError as exc:
+            self._fail(str(exc))
+            return
+        except OSError as exc:
+            self._fail(f"could not start the personalization process ({exc.strerror or type(exc).__name__})")
+            return
+        self.job_running = True
+        self._job_pid = pid
+        self.personalize_did_start.emit(pid)
+        self.poll_personalization()  # shows "starting" now, and starts the timer
+
+    def pause_personalization(self) -> None:
+        from personalize import job
+
+        if job.running() is not None:
+            job.request("pause")
+            self.action_did_succeed.emit("Pausing: Hearth saves its progress, then stops learning")
+
+    def cancel_personalization(self) -> None:
+        """Stop the running job and drop its checkpoint; when paused, just drop the checkpoint."""
+        from personalize import job
+
+        if job.running() is not None:
+            job.request("cancel")
+            self.action_did_succeed.emit("Cancelling personalization")
+            return
+
+        def task() -> None:
+            from personalize.registry import Registry
+
+            Registry(self._store()).drop_checkpoint()
+            job.write_status(state="cancelled", pid=0)
+
+        self.store_worker.submit(task, on_done=lambda _: self.poll_personalization(), on_error=self._fail)
+
+    def poll_personalization(self) -> dict[str, Any]:
+        """Read the job's status file (on the GUI thread: a tiny file) and report it; called by a timer."""
+        from personalize import job
+
+        status = job.read_status()
+        if self._job_pid is not None and status.get("pid") != self._job_pid:
+            # The child has not written its first status yet (Python and the store are still starting).
+            if _process_alive(self._job_pid):
+                status = {"state": "starting", "pid": self._job_pid, "alive": True}
+            else:
+                status = {
+                    "state": "failed",
+                    "alive": False,
+                    "error": "the personalization process stopped before it started (see personalize.log)",
+                }
+                self._job_pid = None
+        elif self._job_pid is not None:
+            self._job_pid = None
+        live = bool(status.get("alive")) and status.get("state") in job.LIVE_STATES
+        if live:
+            self.job_running = True
+            if not self._job_poll.isActive():
+                self._job_poll.start()
+        self.personalize_did_progress.emit(status)
+        if not live and self.job_running:
+            self.job_running = False
+            self._job_poll.stop()
+            self.personalize_did_finish.emit(status)
+            self.load_adapters()
+            self.sync_adapter()  # a new adapter the job activated serves the very next reply
+        elif not live:
+            self._job_poll.stop()
+        return status
+
     # -- lifetime -------------------------------------------------------------------------------------
 
     def _fail(self, message: str) -> None:
@@ -590,6 +761,7 @@ class ChatSession(QObject):
             self.passphrase.close()
         self.stop()
         self._stop_ingest.set()
+        self._job_poll.stop()  # the training process lives on; the next window picks it up
         if self._api is not None:
             self.api_worker.submit(self._stop_api)
         self.api_worker.close()
@@ -597,24 +769,14 @@ class ChatSession(QObject):
         self.store_worker.close()
 
 
-def _set_threads(services: Services, threads: int) -> None:
-    services._threads = threads  # no public setter yet; see _reload_engine
+def _process_alive(pid: int) -> bool:
+    """A child that exited but was not reaped yet (a zombie) counts as gone."""
+    import psutil
 
-
-def _reload_engine(services: Services, model_path: Path | None, threads: int | None) -> Any:
-    """Close the loaded engine and load another in its place (other model or thread count).
-
-    Services has no public "switch model" yet, so this sets its two inputs directly; it is the only place
-    that does, and it runs on the engine worker, the only thread that touches the engine.
-    """
-    if services.engine_loaded:
-        services.engine().close()
-        services._engine = None
-    if model_path is not None:
-        services._model_path = model_path
-    if threads:
-        services._threads = threads
-    return services.engine()
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 # -- export -----------------------------------------------------------------------------------------------
@@ -633,7 +795,5 @@ def to_markdown(conversation: dict[str, Any]) -> str:
 def to_json(conversation: dict[str, Any]) -> str:
     keys = ("id", "title", "system_prompt", "created", "updated")
     data = {key: conversation.get(key) for key in keys}
-    data["messages"] = [
-        {k: m[k] for k in ("role", "content", "created", "status")} for m in conversation["messages"]
-    ]
+    data["messages"] = [{k: m[k] for k in ("role", "content", "created", "status")} for m in conversation["messages"]]
     return json.dumps(data, ensure_ascii=False, indent=2)

@@ -1,11 +1,13 @@
 """The main window: sidebar, conversation, composer, and the wiring between them and `ChatSession`.
 
-Pages (a QStackedWidget): the first-run welcome, then the chat. Shortcuts: Ctrl+N new chat, Ctrl+K search,
+Pages (a QStackedWidget): the first-run welcome, then the tabs (chat, documents, personalize). A tray icon,
+where the desktop has a tray, says when Hearth is learning. Shortcuts: Ctrl+N new chat, Ctrl+K search,
 Esc stop, Enter send / Shift+Enter newline (in the composer).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,17 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QStyle,
+    QSystemTrayIcon,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -33,6 +39,7 @@ from PySide6.QtWidgets import (
 from desktop.ui.chat_view import ChatView, Composer, MessageWidget, PaletteWatcher
 from desktop.ui.dialogs import ApiPanel, PersonaDialog, SettingsDialog, UnlockDialog, WelcomePage
 from desktop.ui.docs_view import DocumentsView
+from desktop.ui.personalize_view import PersonalizeView
 from desktop.ui.session import ChatSession, api_available, documents_available
 from desktop.ui.sidebar import Sidebar
 
@@ -57,6 +64,7 @@ class MainWindow(QMainWindow):
         self._answer: MessageWidget | None = None
         self.unlock_dialog: UnlockDialog | None = None
         self._unlock_error = ""
+        self.tray = self._make_tray()
         self._shortcuts()
         self._connect()
         self._set_busy(False)
@@ -85,11 +93,8 @@ class MainWindow(QMainWindow):
         if not documents_available():
             self.tabs.setTabEnabled(index, False)
             self.tabs.setTabToolTip(index, "Documents are not available in this build yet")
-        waiting = QLabel("The Personalize view is not built into the app yet: use `hearth personalize`.")
-        waiting.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        index = self.tabs.addTab(waiting, "Personalize")
-        self.tabs.setTabEnabled(index, False)
-        self.tabs.setTabToolTip(index, "Not available in the app yet")
+        self.personalize = PersonalizeView()
+        self.tabs.addTab(self.personalize, "Personalize")
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([260, 840])
@@ -129,10 +134,18 @@ class MainWindow(QMainWindow):
         self.model_picker = QComboBox()
         self.model_picker.setObjectName("modelPicker")
         self.model_picker.setMinimumWidth(160)
-        self.model_picker.activated.connect(
-            lambda _: self.session.switch_model(self.model_picker.currentText())
-        )
+        self.model_picker.activated.connect(lambda _: self.session.switch_model(self.model_picker.currentText()))
         row.addWidget(self.model_picker)
+        row.addWidget(QLabel("Adapter:"))
+        self.adapter_picker = QComboBox()
+        self.adapter_picker.setObjectName("adapterPicker")
+        self.adapter_picker.setMinimumWidth(150)
+        self.adapter_picker.setToolTip("Your personal adapter: what Hearth learned from your data")
+        self.adapter_picker.addItem("Off", None)
+        self.adapter_picker.activated.connect(
+            lambda index: self.session.activate_adapter(self.adapter_picker.itemData(index))
+        )
+        row.addWidget(self.adapter_picker)
         return bar
 
     def _build_composer_row(self) -> QWidget:
@@ -189,6 +202,19 @@ class MainWindow(QMainWindow):
         s.ingest_did_progress.connect(self.documents.show_progress)
         s.ingest_did_finish.connect(self.documents.show_summary)
         s.api_did_change.connect(self._on_api)
+        p = self.personalize
+        p.personalize_will_start.connect(self._start_personalization)
+        p.personalize_will_pause.connect(s.pause_personalization)
+        p.personalize_will_cancel.connect(s.cancel_personalization)
+        p.adapter_will_activate.connect(s.activate_adapter)
+        p.adapter_will_rollback.connect(s.rollback_adapter)
+        p.adapter_will_delete.connect(self._delete_adapter)
+        s.adapters_did_load.connect(self._on_adapters)
+        s.adapter_did_activate.connect(self._on_adapter_activate)
+        s.adapter_did_fail.connect(lambda message: self._say(f"Personal adapter not applied: {message}"))
+        s.personalize_did_progress.connect(p.show_status)
+        s.personalize_did_progress.connect(self._on_learning)
+        s.personalize_did_finish.connect(self._on_personalize_finish)
         self._api_state: dict[str, Any] = {"running": False}
         self.chat.regenerate_will_start.connect(s.regenerate)
         self._palette_watcher = PaletteWatcher(self)
@@ -232,9 +258,7 @@ class MainWindow(QMainWindow):
         self._say(f"Locked: {message}")
         retry = QMessageBox(QMessageBox.Icon.Warning, "Hearth is locked", message, parent=self)
         retry.setObjectName("storeErrorBox")
-        retry.addButton("Try again", QMessageBox.ButtonRole.AcceptRole).clicked.connect(
-            self.session.open_store
-        )
+        retry.addButton("Try again", QMessageBox.ButtonRole.AcceptRole).clicked.connect(self.session.open_store)
         retry.addButton(QMessageBox.StandardButton.Close)
         retry.open()
 
@@ -283,6 +307,7 @@ class MainWindow(QMainWindow):
         self.send_button.setEnabled(ready)
         self.stop_button.setVisible(busy)
         self.model_picker.setEnabled(not busy)
+        self.adapter_picker.setEnabled(not busy)
         self.chat.set_busy(busy)
         has_conversation = self.session.conversation_id is not None
         self.export_button.setEnabled(has_conversation and not busy)
@@ -301,6 +326,81 @@ class MainWindow(QMainWindow):
         panel = getattr(self, "api_panel", None)
         if panel is not None:
             panel.show_state(state)
+
+    # -- personalization ------------------------------------------------------------------------------
+
+    def _start_personalization(self) -> None:
+        if not self.session.store_ready:
+            return
+        self.session.store_custody(self._start_with_custody)
+
+    def _start_with_custody(self, custody: str) -> None:
+        """The trainer is another process and opens the store itself: with passphrase custody it needs
+        the passphrase, which this window does not keep, so ask for it (it goes through a pipe)."""
+        if custody != "passphrase" or os.environ.get("HEARTH_PASSPHRASE"):
+            self.session.start_personalization(None)
+            return
+        text, ok = QInputDialog.getText(
+            self,
+            "Personalize",
+            "Hearth learns in a separate background process, which needs your passphrase to open your data:",
+            QLineEdit.EchoMode.Password,
+        )
+        if ok and text:
+            self.session.start_personalization(text)
+
+    def _delete_adapter(self, adapter_id: str) -> None:
+        answer = QMessageBox.question(
+            self, "Delete adapter", f"Delete adapter version {adapter_id}? This cannot be undone."
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.session.delete_adapter(adapter_id)
+
+    def _on_adapters(self, records: list[Any]) -> None:
+        self.personalize.show_adapters(records)
+        live = self.adapter_picker.currentData()
+        self.adapter_picker.clear()
+        self.adapter_picker.addItem("Off", None)
+        for r in reversed(records):
+            label = f"{r.id} ({100 * r.improvement:+.0f}%)"
+            self.adapter_picker.addItem(label, r.id)
+        active = next((r.id for r in records if r.active), live)
+        self._on_adapter_activate(active)
+
+    def _on_adapter_activate(self, adapter_id: str | None) -> None:
+        index = self.adapter_picker.findData(adapter_id) if adapter_id is not None else 0
+        self.adapter_picker.setCurrentIndex(max(index, 0))
+
+    def _on_learning(self, status: dict[str, Any]) -> None:
+        learning = self.session.job_running
+        self.tray_text = "Hearth is learning" if learning else "Hearth"
+        if learning and status.get("state") == "training" and status.get("max_steps"):
+            self.tray_text += f" (step {status.get('step', 0)} of {status['max_steps']})"
+        if self.tray is not None:
+            self.tray.setToolTip(self.tray_text)
+
+    def _on_personalize_finish(self, status: dict[str, Any]) -> None:
+        state = status.get("state", "")
+        if state == "failed":
+            self._say("Personalization stopped: " + str(status.get("error") or "see the Personalize tab"))
+        elif state in ("activated", "kept", "paused", "cancelled"):
+            self._say(f"Personalization {state}")
+        if self.tray is not None and state in ("activated", "kept"):
+            self.tray.showMessage("Hearth", self.personalize.state_label.text())
+
+    def _make_tray(self) -> QSystemTrayIcon | None:
+        """Only where the desktop has a tray; the window works the same without one."""
+        self.tray_text = "Hearth"
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return None
+        icon = self.windowIcon()
+        if icon.isNull():
+            icon = self.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon)
+        tray = QSystemTrayIcon(icon, self)
+        tray.setToolTip(self.tray_text)
+        tray.activated.connect(lambda _: (self.showNormal(), self.raise_(), self.activateWindow()))
+        tray.show()
+        return tray
 
     # -- top bar --------------------------------------------------------------------------------------
 
@@ -326,9 +426,7 @@ class MainWindow(QMainWindow):
         safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip() or "conversation"
         suffix = ".md" if fmt == "md" else ".json"
         kind = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
-        name, _ = QFileDialog.getSaveFileName(
-            self, "Export conversation", str(Path.home() / (safe + suffix)), kind
-        )
+        name, _ = QFileDialog.getSaveFileName(self, "Export conversation", str(Path.home() / (safe + suffix)), kind)
         if name:
             self.session.export(cid, Path(name), fmt)
 

@@ -1,0 +1,201 @@
+"""The Personalize tab over the real store, the real bundled model and the real background job.
+
+Adapters here are real GGUF LoRA adapters for the bundled model, made by `export_gguf.to_gguf` from small
+random LoRA weights on one layer (training one takes minutes; what these tests check is the switching, not
+what was learned). The job tests start the real `python -m personalize.job` process.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LOAD_TIMEOUT_MS = 60_000
+JOB_TIMEOUT_MS = 180_000  # the job process imports torch and loads the base model on a shared 2-core machine
+SMALL_JOB = json.dumps({"max_steps": 500, "seq_len": 64, "batch_size": 1, "threads": 1, "warmup_steps": 1})
+
+
+@functools.cache
+def bundled_base() -> tuple[Any, int]:
+    """The bundled model's BaseInfo and hidden size (read from its GGUF header once)."""
+    from gguf import GGUFReader
+
+    from personalize import base
+
+    info = base.inspect(base.bundled_gguf())
+    field = GGUFReader(info.path).fields["llama.embedding_length"]
+    return info, int(field.parts[field.data[0]][0])
+
+
+def make_adapter(store: Any, seed: int) -> str:
+    """Register a real adapter (attn_output of layer 0, rank 2) in `store`; returns its id."""
+    import numpy as np
+    import torch
+
+    from personalize import export_gguf
+    from personalize.registry import AdapterRecord, Registry, new_id
+
+    info, llama_embd = bundled_base()
+    rng = np.random.default_rng(seed)
+    prefix = "base_model.model.model.layers.0.self_attn.o_proj"
+    state = {
+        f"{prefix}.lora_A.weight": torch.from_numpy(rng.normal(0, 0.02, (2, llama_embd)).astype("float32")),
+        f"{prefix}.lora_B.weight": torch.from_numpy(rng.normal(0, 0.02, (llama_embd, 2)).astype("float32")),
+    }
+    gguf = export_gguf.to_gguf(state, 4.0, info)
+    record = AdapterRecord(
+        id=f"{new_id()}-{seed}",
+        created="2026-01-02T13:04:00",
+        base_sha256=info.sha256,
+        base_ppl=20.0,
+        adapter_ppl=20.0 - seed,
+        tokens_trained=1000 * seed,
+        steps=10,
+    )
+    Registry(store).add(gguf, state, record)
+    return record.id
+
+
+def add_adapters(app: Any, store_call: Any, count: int) -> list[str]:
+    return [store_call(app.session, lambda s, i=i: make_adapter(s, i + 1)) for i in range(count)]
+
+
+def live_adapter(app: Any) -> str | None:
+    return app.session.engine_worker.call(lambda: app.services.engine().adapter_id)
+
+
+def test_versions_are_listed_and_switch_the_live_model(
+    qtbot: Any, app: Any, store_call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from personalize.registry import Registry
+
+    first, second = add_adapters(app, store_call, 2)
+    view = app.window.personalize
+    app.window.tabs.setCurrentWidget(view)
+    with qtbot.waitSignal(app.session.adapters_did_load, timeout=30_000):
+        app.session.load_adapters()
+    assert [r.id for r in view.records] == [second, first]  # newest first
+    assert view.table.item(0, 3).text() == "20.00" and view.table.item(0, 4).text() == "18.00"
+    assert view.table.item(0, 5).text() == "+10.0%"
+    picker = app.window.adapter_picker
+    assert [picker.itemData(i) for i in range(picker.count())] == [None, second, first]
+
+    def switch(action: Any, expected: str | None) -> None:
+        action()
+        qtbot.waitUntil(lambda: live_adapter(app) == expected, timeout=30_000)
+        qtbot.waitUntil(lambda: store_call(app.session, lambda s: Registry(s).active_id()) == expected)
+        qtbot.waitUntil(lambda: picker.currentData() == expected)
+        qtbot.waitUntil(lambda: [r.id for r in view.records if r.active] == ([expected] if expected else []))
+
+    view.select(first)
+    switch(view.activate_button.click, first)
+    assert view.table.item(1, 0).text().endswith("in use")
+    picker.setCurrentIndex(picker.findData(second))
+    switch(lambda: picker.activated.emit(picker.currentIndex()), second)
+    switch(view.rollback_button.click, first)
+    switch(view.off_button.click, None)
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    view.select(second)
+    with qtbot.waitSignal(app.session.adapters_did_load, timeout=30_000):
+        view.delete_button.click()
+    assert [r.id for r in view.records] == [first]
+    assert store_call(app.session, lambda s: [r.id for r in Registry(s).list()]) == [first]
+
+
+def test_a_corrupt_active_adapter_is_refused_and_the_chat_keeps_the_base(qtbot: Any, app: Any, store_call: Any) -> None:
+    from personalize.registry import Registry
+
+    (good,) = add_adapters(app, store_call, 1)
+
+    def corrupt(store: Any) -> None:
+        store.blobs.put(f"adapter/{good}.gguf", b"GGUF but not really")
+        Registry(store).set_active(good)
+
+    store_call(app.session, corrupt)
+    with qtbot.waitSignal(app.session.adapter_did_fail, timeout=30_000) as failed:
+        app.session.sync_adapter()
+    assert "corrupt" in failed.args[0]
+    qtbot.waitUntil(lambda: "not applied" in app.window.status.text())
+    assert live_adapter(app) is None
+
+
+def test_the_active_adapter_is_applied_when_the_app_starts(
+    qtbot: Any, home_with_store: Path, passphrase: str, make_window: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from personalize.registry import Registry
+    from storage.store import Store
+
+    monkeypatch.setenv("HEARTH_PASSPHRASE", passphrase)
+    with Store.open() as store:
+        adapter = make_adapter(store, 1)
+        Registry(store).set_active(adapter)
+    services, session, window = make_window()
+    try:
+        with qtbot.waitSignal(session.adapter_did_activate, timeout=LOAD_TIMEOUT_MS) as applied:
+            window.start()
+        assert applied.args == [adapter]
+        qtbot.waitUntil(lambda: window.adapter_picker.currentData() == adapter)
+        assert session.engine_worker.call(lambda: services.engine().adapter_id) == adapter
+    finally:
+        session.shutdown()
+        services.close()
+
+
+def test_personalize_runs_in_another_process_and_says_when_data_is_too_little(qtbot: Any, app: Any) -> None:
+    from personalize import job
+
+    view = app.window.personalize
+    app.window.tabs.setCurrentWidget(view)
+    with qtbot.waitSignal(app.session.personalize_did_start, timeout=10_000) as started:
+        view.start_button.click()
+    pid = started.args[0]
+    assert pid != os.getpid()
+    assert app.window.tray_text.startswith("Hearth is learning")
+    with qtbot.waitSignal(app.session.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
+        pass
+    status = finished.args[0]
+    assert status["state"] == "failed" and "Not enough text" in status["error"]
+    assert job.read_status()["pid"] == pid  # the status file was written by the child, not by us
+    assert "Not enough text to personalize yet" in view.state_label.text()
+    assert view.start_button.isEnabled() and not view.cancel_button.isEnabled()
+    assert app.window.tray_text == "Hearth"
+
+
+def test_cancel_stops_the_background_job(
+    qtbot: Any, app: Any, store_call: Any, base_cache: Path, ledger_documents: list[tuple[str, str]]
+) -> None:
+    from personalize import job
+
+    def write_chats(store: Any) -> None:
+        for name, text in ledger_documents:
+            cid = store.chats.create(name)
+            store.chats.add_message(cid, "user", f"Write the {name} entries.")
+            store.chats.add_message(cid, "assistant", text)
+
+    store_call(app.session, write_chats)
+    view = app.window.personalize
+    app.window.tabs.setCurrentWidget(view)
+    app.session.job_config = SMALL_JOB
+    with qtbot.waitSignal(app.session.personalize_did_start, timeout=10_000) as started:
+        view.start_button.click()
+    pid = started.args[0]
+    assert pid != os.getpid()
+    # Past the child's claim (an earlier cancel request would be cleared by it): its own pid in the status.
+    qtbot.waitUntil(
+        lambda: (s := job.read_status())["pid"] == pid and s["state"] in ("loading", "training"),
+        timeout=JOB_TIMEOUT_MS,
+    )
+    assert view.cancel_button.isEnabled() and not view.start_button.isEnabled()
+    with qtbot.waitSignal(app.session.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
+        view.cancel_button.click()
+    assert finished.args[0]["state"] == "cancelled"
+    assert job.running() is None
+    assert view.state_label.text() == "Cancelled."
