@@ -46,13 +46,21 @@ def scan(roots: list[Path], needles: list[bytes]) -> list[str]:
 
 
 def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
-    store: Any, base_cache: Path, ledger_documents: list[tuple[str, str]], hearth_home: Path
+    store: Any,
+    base_cache: Path,
+    ledger_documents: list[tuple[str, str]],
+    hearth_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from personalize import pipeline, registry
     from personalize.train import TrainConfig
 
     fill(store, ledger_documents)
-    tmp_before = set(Path(tempfile.gettempdir()).iterdir())
+    private_tmp = tmp_path / "tmp"  # this test's own temp dir: other processes' temp files are not ours
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     report = pipeline.run(store, TrainConfig(**SMALL, max_steps=20))
     assert report.state == "activated", report
     assert report.adapter_ppl < report.base_ppl
@@ -62,9 +70,9 @@ def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
     gguf = reg.gguf_bytes(report.adapter_id)
     assert reg.checkpoint() is None  # a finished run drops its checkpoint
 
-    new_tmp = [p for p in Path(tempfile.gettempdir()).iterdir() if p not in tmp_before]
-    needles = [CANARY.encode(), CANARY.encode("utf-16-le"), b"hearth.base_sha256", b"base_model.model", gguf[-4096:]]
-    assert scan([hearth_home, *new_tmp], needles) == []
+    # canary text, adapter (its tag and its last tensor bytes) and checkpoint (a key of its state dict)
+    needles = [CANARY.encode(), CANARY.encode("utf-16-le"), b"hearth.base_sha256", b"data_fingerprint", gguf[-4096:]]
+    assert scan([hearth_home, private_tmp], needles) == []
 
     # switching: off, rollback, delete
     reg.set_active(None)
