@@ -2,7 +2,8 @@
 
 Runs the real app offscreen against a throwaway HEARTH_HOME: the chat shows a real answer streamed from
 the bundled model (greedy, so the picture is reproducible); the documents view shows a real ingest of two
-files the script writes, one of them deliberately broken to show a failure reason.
+files the script writes, one of them deliberately broken to show a failure reason; the personalize view
+shows a real short training run in the background process on a made-up garden journal.
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ def _shoot(out: Path, home: Path) -> int:
         _save(app, window, out / "documents.png")
         window.tabs.setCurrentIndex(0)
 
+    _personalize(app, session, window, out)
+
     window.open_settings()  # asks the store worker for the key custody first, then opens
     deadline = time.monotonic() + 60
     while getattr(window, "settings_dialog", None) is None and time.monotonic() < deadline:
@@ -135,6 +138,46 @@ def _shoot(out: Path, home: Path) -> int:
     session.shutdown()
     services.close()
     return 0
+
+
+def _journal(seed: int = 7, entries: int = 60) -> list[tuple[str, str]]:
+    """A made-up garden journal in one voice (deterministic): enough text for a short real training run."""
+    import random
+
+    rng = random.Random(seed)
+    plants = ["tomatoes", "basil", "runner beans", "lavender", "courgettes", "sweet peas", "chard", "mint"]
+    jobs = ["watered", "mulched", "pinched out", "tied in", "fed with comfrey tea", "netted", "thinned", "staked"]
+    weather = ["a dry, bright morning", "drizzle since dawn", "a muggy afternoon", "wind off the hill", "cool sun"]
+    notes = ["Next year: sow a fortnight later.", "Slugs again by the water butt.", "Bees all over it by noon."]
+    days = []
+    for day in range(1, entries + 1):
+        lines = [f"Garden journal, day {day}: {rng.choice(weather)}."]
+        for _ in range(4):
+            lines.append(f"I {rng.choice(jobs)} the {rng.choice(plants)} in bed {rng.randint(1, 6)}.")
+        lines.append(rng.choice(notes))
+        days.append((f"Write my garden journal for day {day}.", " ".join(lines)))
+    return days
+
+
+def _personalize(app: Any, session: Any, window: Any, out: Path) -> None:
+    """A real, short background run (its own process), then the view with the new version listed."""
+    import json
+
+    def write_chats() -> None:
+        chats = session.services.store().chats
+        for question, answer in _journal():
+            cid = chats.create(question[:40])
+            chats.add_message(cid, "user", question)
+            chats.add_message(cid, "assistant", answer)
+
+    session.store_worker.call(write_chats)  # a script: waiting on the worker from here is fine
+    session.job_config = json.dumps({"max_steps": 40, "seq_len": 128, "batch_size": 2, "warmup_steps": 2})
+    window.tabs.setCurrentWidget(window.personalize)
+    window.personalize.start_button.click()
+    _wait(app, session.personalize_did_finish, timeout_s=1800)
+    _wait(app, session.adapters_did_load)
+    _save(app, window, out / "personalize.png")
+    window.tabs.setCurrentIndex(0)
 
 
 if __name__ == "__main__":

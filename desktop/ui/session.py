@@ -735,13 +735,12 @@ class ChatSession(QObject):
         elif self._job_pid is not None:
             self._job_pid = None
         live = bool(status.get("alive")) and status.get("state") in job.LIVE_STATES
-        if live:
-            self.job_running = True
-            if not self._job_poll.isActive():
-                self._job_poll.start()
+        finished = not live and self.job_running
+        self.job_running = live
+        if live and not self._job_poll.isActive():
+            self._job_poll.start()
         self.personalize_did_progress.emit(status)
-        if not live and self.job_running:
-            self.job_running = False
+        if finished:
             self._job_poll.stop()
             self.personalize_did_finish.emit(status)
             self.load_adapters()

@@ -110,6 +110,17 @@ def test_versions_are_listed_and_switch_the_live_model(
     assert store_call(app.session, lambda s: [r.id for r in Registry(s).list()]) == [first]
 
 
+def test_the_adapter_stays_on_when_the_model_reloads(qtbot: Any, app: Any, store_call: Any) -> None:
+    """Changing the thread count reloads the model (Services.reload_engine); the adapter comes back."""
+    (adapter,) = add_adapters(app, store_call, 1)
+    with qtbot.waitSignal(app.session.adapter_did_activate, timeout=30_000):
+        app.session.activate_adapter(adapter)
+    with qtbot.waitSignals([app.session.engine_did_load, app.session.adapter_did_activate], timeout=LOAD_TIMEOUT_MS):
+        app.session.set_threads(1)
+    assert app.session.threads == 1
+    assert live_adapter(app) == adapter
+
+
 def test_a_corrupt_active_adapter_is_refused_and_the_chat_keeps_the_base(qtbot: Any, app: Any, store_call: Any) -> None:
     from personalize.registry import Registry
 
@@ -172,6 +183,8 @@ def test_personalize_runs_in_another_process_and_says_when_data_is_too_little(qt
 def test_cancel_stops_the_background_job(
     qtbot: Any, app: Any, store_call: Any, base_cache: Path, ledger_documents: list[tuple[str, str]]
 ) -> None:
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
     from personalize import job
 
     def write_chats(store: Any) -> None:
@@ -188,11 +201,21 @@ def test_cancel_stops_the_background_job(
         view.start_button.click()
     pid = started.args[0]
     assert pid != os.getpid()
+    # While the child starts, reads the store and loads the model, the GUI thread keeps ticking.
+    gaps: list[int] = []
+    clock = QElapsedTimer()
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: gaps.append(clock.restart()))
+    clock.start()
+    timer.start()
     # Past the child's claim (an earlier cancel request would be cleared by it): its own pid in the status.
     qtbot.waitUntil(
-        lambda: (s := job.read_status())["pid"] == pid and s["state"] in ("loading", "training"),
+        lambda: (s := job.read_status()).get("pid") == pid and s.get("state") in ("loading", "training"),
         timeout=JOB_TIMEOUT_MS,
     )
+    timer.stop()
+    assert len(gaps) > 10 and max(gaps) < 100, f"the GUI thread stalled for {max(gaps)} ms while the job started"
     assert view.cancel_button.isEnabled() and not view.start_button.isEnabled()
     with qtbot.waitSignal(app.session.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
         view.cancel_button.click()
