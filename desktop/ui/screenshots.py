@@ -171,7 +171,7 @@ def _personalize(app: Any, session: Any, window: Any, out: Path) -> None:
             chats.add_message(cid, "assistant", answer)
 
     session.store_worker.call(write_chats)  # a script: waiting on the worker from here is fine
-    session.job_config = json.dumps({"max_steps": 40, "seq_len": 128, "batch_size": 2, "warmup_steps": 2})
+    session.job_config = json.dumps({"max_steps": 12, "seq_len": 64, "batch_size": 1, "warmup_steps": 1})
     window.tabs.setCurrentWidget(window.personalize)
     window.personalize.start_button.click()
     _wait(app, session.personalize_did_finish, timeout_s=1800)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,19 @@ def bundled_base() -> tuple[Any, int]:
     info = base.inspect(base.bundled_gguf())
     field = GGUFReader(info.path).fields["llama.embedding_length"]
     return info, int(field.parts[field.data[0]][0])
+
+
+@pytest.fixture
+def no_job_left() -> Iterator[None]:
+    """A failing job test must not leave a trainer running on the shared machine: kill it afterwards."""
+    import signal
+
+    from personalize import job
+
+    yield
+    live = job.running()
+    if live is not None:
+        os.kill(int(live["pid"]), signal.SIGKILL)
 
 
 def make_adapter(store: Any, seed: int) -> str:
@@ -160,7 +174,9 @@ def test_the_active_adapter_is_applied_when_the_app_starts(
         services.close()
 
 
-def test_personalize_runs_in_another_process_and_says_when_data_is_too_little(qtbot: Any, app: Any) -> None:
+def test_personalize_runs_in_another_process_and_says_when_data_is_too_little(
+    qtbot: Any, app: Any, no_job_left: None
+) -> None:
     from personalize import job
 
     view = app.window.personalize
@@ -181,7 +197,12 @@ def test_personalize_runs_in_another_process_and_says_when_data_is_too_little(qt
 
 
 def test_cancel_stops_the_background_job(
-    qtbot: Any, app: Any, store_call: Any, base_cache: Path, ledger_documents: list[tuple[str, str]]
+    qtbot: Any,
+    app: Any,
+    store_call: Any,
+    base_cache: Path,
+    ledger_documents: list[tuple[str, str]],
+    no_job_left: None,
 ) -> None:
     from PySide6.QtCore import QElapsedTimer, QTimer
 
