@@ -153,7 +153,8 @@ class Ingester:
         except (MemoryError, RecursionError) as exc:
             return Outcome(key, "failed", f"too complex to parse ({type(exc).__name__})")
         except Exception as exc:  # a parser bug must not sink the batch; the type only, never content
-            log.exception("parser crashed on a %s file", kind_of(path))
+            # No exc_info: a parser's message or traceback locals can quote the file's content.
+            log.error("parser crashed on a %s file (%s)", kind_of(path), type(exc).__name__)
             return Outcome(key, "failed", f"could not parse ({type(exc).__name__})")
         docs: list[tuple[ParsedDoc, list[Chunk]]] = [(d, chunk_document(d)) for d in parsed]
         updated, n = self.docs.replace_file(key, kind_of(path), digest, len(data), mtime, docs)
