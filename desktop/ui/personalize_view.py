@@ -75,6 +75,7 @@ class LossCurve(QWidget):
             painter.setPen(palette.placeholderText().color())
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "The loss curve appears while Hearth learns")
             return
+        frame, rect = rect, rect.adjusted(4, 22, -4, -22)  # room for the labels above and below the line
         steps = [p[0] for p in self.points]
         losses = [p[1] for p in self.points]
         low, high = min(losses), max(losses)
@@ -92,9 +93,9 @@ class LossCurve(QWidget):
         painter.setPen(QPen(palette.highlight().color(), 2))
         painter.drawPolyline(line)
         painter.setPen(palette.text().color())
-        painter.drawText(rect.adjusted(6, 4, -6, -4), Qt.AlignmentFlag.AlignTop, f"loss {high:.2f}")
+        painter.drawText(frame.adjusted(6, 4, -6, -4), Qt.AlignmentFlag.AlignTop, f"loss {high:.2f}")
         painter.drawText(
-            rect.adjusted(6, 4, -6, -4),
+            frame.adjusted(6, 4, -6, -4),
             Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignRight,
             f"{losses[-1]:.2f} at step {steps[-1]}",
         )
@@ -185,6 +186,7 @@ class PersonalizeView(QWidget):
         actions.addStretch(1)
         layout.addLayout(actions)
         self.show_status({"state": "idle"})
+        self._update_buttons()
 
     # -- job ------------------------------------------------------------------------------------------
 
@@ -204,7 +206,7 @@ class PersonalizeView(QWidget):
         if state == "training" and max_steps:
             self.progress.setRange(0, int(max_steps))
             self.progress.setValue(int(step or 0))
-            self.progress.setFormat(f"step %v of %m · {_eta(status.get('eta_s'))}")
+            self.progress.setFormat(f"step %v of %m · {_eta(status.get('eta_s'))} left")
         elif live:
             self.progress.setRange(0, 0)  # busy: loading or evaluating has no steps to count
         else:
