@@ -206,7 +206,7 @@ class PersonalizeView(QWidget):
         if state == "training" and max_steps:
             self.progress.setRange(0, int(max_steps))
             self.progress.setValue(int(step or 0))
-            self.progress.setFormat(f"step %v of %m · {_eta(status.get('eta_s'))} left")
+            self.progress.setFormat(f"step %v of %m · time left {_eta(status.get('eta_s'))}")
         elif live:
             self.progress.setRange(0, 0)  # busy: loading or evaluating has no steps to count
         else:
