@@ -237,6 +237,7 @@ def _status(sb: kit.Sandbox) -> dict:
     return json.loads(sb.ok("personalize", "status", "--json").stdout)
 
 
+@pytest.mark.soak  # ~15 min; tests/integration/test_personalize_store.py covers one kill -9 + resume by default
 def test_kill_during_training_resumes_from_the_checkpoint(tmp_path: Path, converted_base_dir: Path) -> None:
     sb = kit.Sandbox(tmp_path / "world")
     sb.link_base_cache(converted_base_dir)
