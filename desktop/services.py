@@ -64,6 +64,10 @@ class Services:
         """The model chosen explicitly (--model, or a switch in the app); None: the registry's active one."""
         return self._model_path
 
+    def chat_model_path(self) -> Path:
+        """The GGUF the engine runs (or would run): the explicit choice, else the registry's active model."""
+        return self._model_path or models.active_model().path
+
     def reload_engine(
         self, model_path: Path | None = None, threads: int | None = None, *, apply_adapter: bool = True
     ) -> Engine:
@@ -84,8 +88,7 @@ class Services:
     def _load_engine(self, apply_adapter: bool) -> Engine:
         from desktop.engine import DEFAULT_N_CTX, Engine
 
-        path = self._model_path or models.active_model().path
-        engine = Engine.load(path, n_ctx=self._n_ctx or DEFAULT_N_CTX, threads=self._threads)
+        engine = Engine.load(self.chat_model_path(), n_ctx=self._n_ctx or DEFAULT_N_CTX, threads=self._threads)
         self._engine = engine
         if apply_adapter and paths.database().exists():  # the active personal adapter is part of the model
             try:

