@@ -59,11 +59,6 @@ class Services:
         """Who answers the store's passphrase question (the GUI swaps the CLI's terminal prompt for a dialog)."""
         self._passphrase = source
 
-    @property
-    def model_path(self) -> Path | None:
-        """The model chosen explicitly (--model, or a switch in the app); None: the registry's active one."""
-        return self._model_path
-
     def chat_model_path(self) -> Path:
         """The GGUF the engine runs (or would run): the explicit choice, else the registry's active model."""
         return self._model_path or models.active_model().path

@@ -678,7 +678,7 @@ class ChatSession(QObject):
 
         if not self.store_ready:
             return
-        model = self._engine.path if self._engine is not None else self.services.model_path
+        model = self._engine.path if self._engine is not None else self.services.chat_model_path()
         try:
             pid = job.spawn(passphrase=passphrase, gguf=model, config=self.job_config)
         except KnownError as exc:
