@@ -28,7 +28,7 @@ from desktop.api.errors import ApiError
 from desktop.api.queue import JobFailed, QueueFull, Ticket, WorkerStopped
 from desktop.api.schemas import MAX_STOP_SEQUENCES, ChatCompletionRequest, ChatMessage
 from desktop.conversation import Conversation
-from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Message, SamplingParams
+from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Engine, Message, SamplingParams
 from storage.errors import KnownError
 
 if TYPE_CHECKING:
@@ -85,14 +85,8 @@ def prepare(state: ApiState, req: ChatCompletionRequest) -> tuple[Turn, Sampling
         raise ApiError(400, "n must be 1: Hearth generates one answer per request", "unsupported_value", "n")
     if req.tools:
         raise ApiError(400, "tools (function calling) are not supported", "unsupported_parameter", "tools")
-    if req.hearth_adapter not in (None, "off"):
-        raise ApiError(
-            400,
-            "choosing a personal adapter through the API is not supported yet; omit hearth_adapter or send "
-            "'off'",
-            "adapter_unsupported",
-            "hearth_adapter",
-        )
+    if req.hearth_adapter is not None and state.backend.store is None:
+        raise ApiError(501, "this server has no store holding adapters", "adapters_unavailable", "hearth_adapter")
     if req.hearth_docs and (not documents_available() or state.backend.store is None):
         raise ApiError(
             501,
@@ -105,9 +99,7 @@ def prepare(state: ApiState, req: ChatCompletionRequest) -> tuple[Turn, Sampling
     turn = _turn(req.messages)
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if len(stop) > MAX_STOP_SEQUENCES or not all(stop):
-        raise ApiError(
-            400, f"stop takes at most {MAX_STOP_SEQUENCES} non-empty strings", "invalid_value", "stop"
-        )
+        raise ApiError(400, f"stop takes at most {MAX_STOP_SEQUENCES} non-empty strings", "invalid_value", "stop")
     wanted = req.max_completion_tokens or req.max_tokens or DEFAULT_MAX_TOKENS
     defaults = SamplingParams()
     params = SamplingParams(
@@ -159,16 +151,14 @@ def _text(m: ChatMessage, i: int) -> str:
     return "\n".join(parts)
 
 
-def job(
-    state: ApiState, req: ChatCompletionRequest, turn: Turn, params: SamplingParams
-) -> Callable[[], Iterator]:
+def job(state: ApiState, req: ChatCompletionRequest, turn: Turn, params: SamplingParams) -> Callable[[], Iterator]:
     """The work the model worker runs: one Conversation turn, yielding ChatEvents (then Sources)."""
     backend = state.backend
 
     def work() -> Iterator[ChatEvent | Sources | SetupFailed]:
         try:
             engine = backend.engine()
-            needs_store = req.hearth_docs or req.hearth_save
+            needs_store = req.hearth_docs or req.hearth_save or req.hearth_adapter is not None
             store = backend.store() if needs_store and backend.store is not None else None
         except KnownError as exc:
             yield SetupFailed(str(exc))
@@ -178,14 +168,32 @@ def job(
         )
         conversation.history = list(turn.history)
         try:
+            if req.hearth_adapter is not None:
+                assert store is not None
+                _use_adapter(engine, store, req.hearth_adapter)
             yield from conversation.stream(turn.question, params)
-        except KnownError as exc:  # grounding (search) failures; the engine reports its own as events
+        except KnownError as exc:  # unknown adapter, grounding failures; the engine reports its own as events
             yield ChatEvent("error", str(exc))
             return
+        finally:
+            if req.hearth_adapter is not None and store is not None:
+                engine.sync_adapter(store)  # back to the adapter the user made active
         if req.hearth_docs:
             yield Sources(conversation.last_sources)
 
     return work
+
+
+def _use_adapter(engine: Engine, store: Any, adapter_id: str) -> None:
+    """Apply the requested adapter for one request ("off": the base model); KnownError for an unknown id."""
+    if adapter_id == "off":
+        engine.use_adapter(None)
+        return
+    from personalize.registry import Registry
+
+    registry = Registry(store)
+    registry.get(adapter_id)  # KnownError naming the unknown id
+    engine.use_adapter(adapter_id, registry.gguf_bytes(adapter_id))
 
 
 def submit(state: ApiState, work: Callable[[], Iterator]) -> Ticket:
@@ -225,9 +233,7 @@ async def complete(model: str, ticket: Ticket, request: Request) -> JSONResponse
     except WorkerStopped:
         raise ApiError(503, "the server is shutting down", "server_stopping") from None
     except JobFailed:
-        raise ApiError(
-            500, "the server failed to generate an answer (see its log)", "internal_error"
-        ) from None
+        raise ApiError(500, "the server failed to generate an answer (see its log)", "internal_error") from None
     finally:
         watcher.cancel()
         ticket.cancel()

@@ -213,11 +213,15 @@ def test_oversize_body_is_413_by_length_and_by_stream(api_server) -> None:
         assert client.get("/models").status_code == 200
 
 
-def test_unavailable_extensions_are_clear_errors(api_server) -> None:
-    server = api_server()
+def test_unknown_adapter_is_a_clear_error_and_off_answers(api_server, engine) -> None:
+    server = api_server(engine=engine)
     with _client(server) as client:
-        adapter = {"model": "hearth", "messages": [{"role": "user", "content": "hi"}], "hearth_adapter": "a1"}
-        assert _error(client.post("/chat/completions", json=adapter), 400)["code"] == "adapter_unsupported"
+        body = {"model": "hearth", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+        error = _error(client.post("/chat/completions", json={**body, "hearth_adapter": "a1"}), 400)
+        assert "no adapter 'a1'" in error["message"]
+        off = client.post("/chat/completions", json={**body, "hearth_adapter": "off"})
+        assert off.status_code == 200, off.text
+        assert off.json()["choices"][0]["message"]["content"]
 
 
 def test_error_messages_do_not_echo_request_content(api_server) -> None:
