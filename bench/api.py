@@ -77,9 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument(
-        "--threads", type=int, default=None, help="llama.cpp threads (default: physical cores)"
-    )
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: physical cores)")
     args = parser.parse_args()
     ensure_offline()
 

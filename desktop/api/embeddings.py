@@ -89,20 +89,14 @@ def inputs_of(req: EmbeddingRequest) -> list[str]:
         if not text:
             raise ApiError(400, "input strings must not be empty", "invalid_input", "input")
         if len(text) > MAX_INPUT_CHARS:
-            raise ApiError(
-                400, f"each input must be at most {MAX_INPUT_CHARS} characters", "input_too_long", "input"
-            )
+            raise ApiError(400, f"each input must be at most {MAX_INPUT_CHARS} characters", "input_too_long", "input")
     if req.dimensions is not None and req.dimensions != DIMENSIONS:
-        raise ApiError(
-            400, f"{EMBEDDING_MODEL} produces {DIMENSIONS} dimensions", "invalid_dimensions", "dimensions"
-        )
+        raise ApiError(400, f"{EMBEDDING_MODEL} produces {DIMENSIONS} dimensions", "invalid_dimensions", "dimensions")
     return texts  # type: ignore[return-value]
 
 
 def response(vectors: list[list[float]], tokens: int, encoding: str, model: str) -> dict[str, Any]:
-    data = [
-        {"object": "embedding", "index": i, "embedding": _encode(v, encoding)} for i, v in enumerate(vectors)
-    ]
+    data = [{"object": "embedding", "index": i, "embedding": _encode(v, encoding)} for i, v in enumerate(vectors)]
     return {
         "object": "list",
         "data": data,

@@ -55,9 +55,7 @@ class ApiError(Exception):
         return error_body(self.status, self.message, self.code, self.param)
 
 
-def error_body(
-    status: int, message: str, code: str | None = None, param: str | None = None
-) -> dict[str, Any]:
+def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     kind = TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
@@ -95,6 +93,4 @@ class QuietErrors:
             frames = "".join(traceback.format_tb(exc.__traceback__))
             log.error("API request failed with %s\n%s", type(exc).__name__, frames)
             if scope["type"] == "http" and not started:
-                await send_error(
-                    send, ApiError(500, "internal server error (see the server log)", "internal_error")
-                )
+                await send_error(send, ApiError(500, "internal server error (see the server log)", "internal_error"))

@@ -84,9 +84,7 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def completion(
-    cid: str, created: int, model: str, text: str, finish: str, usage_: dict[str, int]
-) -> dict[str, Any]:
+def completion(cid: str, created: int, model: str, text: str, finish: str, usage_: dict[str, int]) -> dict[str, Any]:
     return {
         "id": cid,
         "object": "chat.completion",
@@ -105,9 +103,7 @@ def completion(
     }
 
 
-def chunk(
-    cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None
-) -> dict[str, Any]:
+def chunk(cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
     return {
         "id": cid,
         "object": "chat.completion.chunk",

@@ -65,9 +65,7 @@ def check_bind_host(host: str) -> str:
     except ValueError:
         address = None
     if address is None or not address.is_loopback:
-        raise ValueError(
-            f"the Hearth API only listens on a loopback address (127.0.0.1 or ::1), not {host!r}"
-        )
+        raise ValueError(f"the Hearth API only listens on a loopback address (127.0.0.1 or ::1), not {host!r}")
     return str(address)
 
 
@@ -140,9 +138,7 @@ class SecurityMiddleware:
 
     def _check_headers(self, scope: Scope, headers: dict[str, str]) -> ApiError | None:
         if not host_allowed(headers.get("host", ""), self.port()):
-            return ApiError(
-                403, "the Host header must be a loopback name (localhost or 127.0.0.1)", "bad_host"
-            )
+            return ApiError(403, "the Host header must be a loopback name (localhost or 127.0.0.1)", "bad_host")
         origin = headers.get("origin")
         if origin is not None and origin.rstrip("/") not in self.allowed_origins:
             return ApiError(
@@ -158,8 +154,7 @@ class SecurityMiddleware:
         if scheme.lower() != "bearer" or not presented.strip():
             return ApiError(
                 401,
-                "You didn't provide an API key. Send 'Authorization: Bearer <token>'; "
-                "`hearth api-token` prints it.",
+                "You didn't provide an API key. Send 'Authorization: Bearer <token>'; `hearth api-token` prints it.",
                 "missing_api_key",
                 headers=challenge,
             )

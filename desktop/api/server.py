@@ -43,9 +43,7 @@ class ApiServer:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_services(
-        cls, services: Services, config: ApiConfig | None = None, port: int = DEFAULT_PORT
-    ) -> ApiServer:
+    def from_services(cls, services: Services, config: ApiConfig | None = None, port: int = DEFAULT_PORT) -> ApiServer:
         """The token comes from (or is created in) the encrypted store, which must be unlocked here."""
         token = api_token(services.store())
         return cls(Backend(engine=services.engine, store=services.store), token, config, port)
@@ -87,9 +85,7 @@ class ApiServer:
         )
         server = uvicorn.Server(config)
         self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="hearth-api", daemon=True
-        )
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="hearth-api", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not server.started:

@@ -19,12 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ORIGIN",
         help="let web pages from ORIGIN (e.g. http://localhost:3000) call the API; repeatable",
     )
-    serve.add_argument(
-        "--queue", type=int, default=4, help="requests that may wait for the model (more get 429)"
-    )
-    serve.add_argument(
-        "--max-tokens-cap", type=int, default=1024, help="upper bound for a request's max_tokens"
-    )
+    serve.add_argument("--queue", type=int, default=4, help="requests that may wait for the model (more get 429)")
+    serve.add_argument("--max-tokens-cap", type=int, default=1024, help="upper bound for a request's max_tokens")
     serve.set_defaults(func=serve_command)
 
     token = sub.add_parser("api-token", help="print the local API's bearer token (created on first use)")

@@ -105,9 +105,7 @@ class UnlockDialog(QDialog):
         self.error.setWordWrap(True)
         self.error.setVisible(bool(error))
         layout.addWidget(self.error)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Create" if first_run else "Unlock")
         buttons.accepted.connect(self._check)
         buttons.rejected.connect(self.reject)
@@ -139,17 +137,13 @@ class PersonaDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Persona for this conversation")
         layout = QVBoxLayout(self)
-        hint = QLabel(
-            "The system prompt the model sees before this conversation. Leave empty for the default."
-        )
+        hint = QLabel("The system prompt the model sees before this conversation. Leave empty for the default.")
         hint.setWordWrap(True)
         layout.addWidget(hint)
         self.editor = QPlainTextEdit(current)
         self.editor.setPlaceholderText(default)
         layout.addWidget(self.editor)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
-        )
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -182,9 +176,7 @@ class ApiPanel(QWidget):
         show = QPushButton("Show")
         show.setCheckable(True)
         show.toggled.connect(
-            lambda on: self.token.setEchoMode(
-                QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password
-            )
+            lambda on: self.token.setEchoMode(QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password)
         )
         copy = QPushButton("Copy")
         copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.token.text()))
@@ -281,9 +273,7 @@ class SettingsDialog(QDialog):
             api_layout.addWidget(unavailable)
         layout.addWidget(api)
 
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -292,9 +282,7 @@ class SettingsDialog(QDialog):
         self.resize(560, 0)
 
     def _import(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(
-            self, "Import a GGUF model", str(Path.home()), "GGUF models (*.gguf)"
-        )
+        name, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model", str(Path.home()), "GGUF models (*.gguf)")
         if name:
             self._on_import(Path(name))
 

@@ -30,11 +30,7 @@ def _eta(seconds: float | None) -> str:
     if seconds is None:
         return ""
     seconds = round(seconds)
-    return (
-        f" · about {seconds // 60} min {seconds % 60} s left"
-        if seconds >= 60
-        else f" · about {seconds} s left"
-    )
+    return f" · about {seconds // 60} min {seconds % 60} s left" if seconds >= 60 else f" · about {seconds} s left"
 
 
 class DocumentsView(QWidget):
@@ -132,18 +128,14 @@ class DocumentsView(QWidget):
         self.progress.setRange(0, max(progress.total, 1))
         self.progress.setValue(progress.done)
         current = f" · {progress.current}" if progress.current else ""
-        self.progress_label.setText(
-            f"{what}: {progress.done}/{progress.total}{current}{_eta(progress.eta_s)}"
-        )
+        self.progress_label.setText(f"{what}: {progress.done}/{progress.total}{current}{_eta(progress.eta_s)}")
 
     def show_summary(self, summary: Any) -> None:
         self.set_busy(False)
         counts = summary.counts()
         parts = [f"{n} {status}" for status, n in counts.items() if n]
         state = "Stopped" if summary.cancelled else "Done"
-        self.progress_label.setText(
-            f"{state}: {', '.join(parts) or 'nothing to do'} in {summary.seconds:.1f} s"
-        )
+        self.progress_label.setText(f"{state}: {', '.join(parts) or 'nothing to do'} in {summary.seconds:.1f} s")
         self._show_failures([o for o in summary.outcomes if o.status == "failed"])
 
     def _show_failures(self, failed: list[Any]) -> None:

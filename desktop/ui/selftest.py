@@ -49,9 +49,7 @@ def _run(services: Services, screenshot: str | None) -> int:
     session, window = build_window(services)
     if not os.environ.get("HEARTH_PASSPHRASE"):
         session.passphrase.passphrase_will_ask.connect(
-            lambda _first: _fail(
-                app, state, "this store needs a passphrase: set HEARTH_PASSPHRASE for the self-test"
-            )
+            lambda _first: _fail(app, state, "this store needs a passphrase: set HEARTH_PASSPHRASE for the self-test")
         )
     session.max_tokens = MAX_TOKENS
     state: dict[str, Any] = {"code": None, "message": "", "stage": "starting", "t0": time.monotonic()}
@@ -111,9 +109,7 @@ def _run(services: Services, screenshot: str | None) -> int:
     session.generation_did_finish.connect(on_finish)
     timeout = QTimer()
     timeout.setSingleShot(True)
-    timeout.timeout.connect(
-        lambda: _fail(app, state, f"timed out after {DEADLINE_S:.0f} s while {state['stage']}")
-    )
+    timeout.timeout.connect(lambda: _fail(app, state, f"timed out after {DEADLINE_S:.0f} s while {state['stage']}"))
     timeout.start(int(DEADLINE_S * 1000))
 
     def start() -> None:

@@ -37,9 +37,7 @@ class Worker:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"hearth-{name}"
-        )
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hearth-{name}")
         self._relay = _Relay()
         self._relay.task_did_finish.connect(self._deliver)
         self._closed = False
@@ -73,9 +71,7 @@ class Worker:
         except Exception as exc:
             log.exception("%s worker: %s failed", self.name, getattr(fn, "__qualname__", "task"))
             if on_error is not None:
-                self._relay.task_did_finish.emit(
-                    on_error, f"internal error ({type(exc).__name__}); see the log"
-                )
+                self._relay.task_did_finish.emit(on_error, f"internal error ({type(exc).__name__}); see the log")
             raise
         if on_done is not None:
             self._relay.task_did_finish.emit(on_done, value)

@@ -46,9 +46,7 @@ def _newest_source_mtime() -> float:
     newest = 0.0
     for root in SOURCES:
         files = (
-            [root]
-            if root.is_file()
-            else [p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+            [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
         )
         newest = max([newest, *(p.stat().st_mtime for p in files)])
     return newest
@@ -65,9 +63,7 @@ def _bundle_dir() -> Path:
     bundle = ROOT / "dist" / "hearth"
     exe = bundle / EXE_NAME
     if not exe.is_file() or exe.stat().st_mtime < _newest_source_mtime():
-        subprocess.run(
-            [sys.executable, str(ROOT / "packaging" / "build.py"), "--no-archive"], check=True, cwd=ROOT
-        )
+        subprocess.run([sys.executable, str(ROOT / "packaging" / "build.py"), "--no-archive"], check=True, cwd=ROOT)
     return bundle
 
 

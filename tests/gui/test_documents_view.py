@@ -11,9 +11,7 @@ from PySide6.QtGui import QDropEvent
 
 from desktop.ui.session import documents_available
 
-pytestmark = pytest.mark.skipif(
-    not documents_available(), reason="the documents feature is not in this build"
-)
+pytestmark = pytest.mark.skipif(not documents_available(), reason="the documents feature is not in this build")
 INGEST_TIMEOUT_MS = 300_000  # the first run loads the embedding model
 
 
@@ -43,11 +41,7 @@ def test_drop_lists_documents_and_explains_failures(qtbot: Any, app: Any, tmp_pa
     assert summary.counts()["added"] == 1 and summary.counts()["failed"] == 1
     qtbot.waitUntil(lambda: view.paths() == [str(good)])
     failures = view.failure_texts()
-    assert (
-        len(failures) == 1
-        and failures[0].startswith("broken.pdf: ")
-        and len(failures[0]) > len("broken.pdf: ")
-    )
+    assert len(failures) == 1 and failures[0].startswith("broken.pdf: ") and len(failures[0]) > len("broken.pdf: ")
     assert view.failures.isVisible()
     with qtbot.waitSignal(app.session.documents_did_load, timeout=30_000):
         view.files.topLevelItem(0).setSelected(True)

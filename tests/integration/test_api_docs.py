@@ -22,9 +22,7 @@ def server(api_server, engine, store, tmp_path: Path):
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "plum-cake.md").write_text(NOTE, encoding="utf-8")
-    (folder / "taxes.md").write_text(
-        "Quarterly tax filing is due in April, July, October.\n", encoding="utf-8"
-    )
+    (folder / "taxes.md").write_text("Quarterly tax filing is due in April, July, October.\n", encoding="utf-8")
     summary = Ingester(lambda: store.db).add([folder])
     assert not summary.cancelled
     return api_server(engine=engine)

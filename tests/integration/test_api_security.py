@@ -180,10 +180,7 @@ def test_unknown_model_is_404(api_server) -> None:
     with _client(server) as client:
         chat = {"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}
         assert _error(client.post("/chat/completions", json=chat), 404)["code"] == "model_not_found"
-        assert (
-            _error(client.post("/embeddings", json={"model": "gpt-9", "input": "hi"}), 404)["param"]
-            == "model"
-        )
+        assert _error(client.post("/embeddings", json={"model": "gpt-9", "input": "hi"}), 404)["param"] == "model"
         assert _error(client.get("/models/gpt-9"), 404)["code"] == "model_not_found"
 
 
@@ -205,9 +202,7 @@ def test_oversize_body_is_413_by_length_and_by_stream(api_server) -> None:
             yield json.dumps(big).encode()[:3000]
             yield json.dumps(big).encode()[3000:]
 
-        streamed = client.post(
-            "/chat/completions", content=chunks(), headers={"Content-Type": "application/json"}
-        )
+        streamed = client.post("/chat/completions", content=chunks(), headers={"Content-Type": "application/json"})
         assert _error(streamed, 413)["code"] == "request_too_large"
         # The server is still fine afterwards.
         assert client.get("/models").status_code == 200
