@@ -136,10 +136,6 @@ class Engine:
     def _token_text(self, token: int) -> str:
         return self.llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
-    def tokenize(self, text: str) -> list[int]:
-        """Tokens of text as it appears inside a rendered prompt (special tokens parsed)."""
-        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-
     def count_tokens(self, text: str) -> int:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
@@ -147,8 +143,7 @@ class Engine:
         """The prompt tokens for messages, ending with the assistant's generation prompt."""
         result = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
         add_bos = bool(self.llama.metadata.get("tokenizer.ggml.add_bos_token") == "true")
-        tokens = self.llama.tokenize(result.prompt.encode("utf-8"), add_bos=add_bos, special=True)
-        return tokens
+        return self.llama.tokenize(result.prompt.encode("utf-8"), add_bos=add_bos, special=True)
 
     # --- context window -----------------------------------------------------------------------------
 
