@@ -51,7 +51,10 @@ def connect(path: Path, key: bytes) -> sqlcipher3.Connection:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     elif path.stat().st_size:
         inspect_file(path)
-    conn = sqlcipher3.connect(str(path), check_same_thread=False)
+    # Autocommit (isolation_level=None): the driver never opens a transaction behind our back. In its default
+    # mode any stray INSERT/DELETE (even into a temp table) silently began one, every later `atomic()` became
+    # a savepoint inside it, and closing the connection rolled all of it back: chats were lost.
+    conn = sqlcipher3.connect(str(path), check_same_thread=False, isolation_level=None)
     try:
         conn.execute("PRAGMA cipher_log_level = NONE")
         conn.execute(f"PRAGMA key = {key_pragma(key)}")
