@@ -27,14 +27,13 @@ from desktop.api import schemas
 from desktop.api.errors import ApiError
 from desktop.api.queue import JobFailed, QueueFull, Ticket, WorkerStopped
 from desktop.api.schemas import MAX_STOP_SEQUENCES, ChatCompletionRequest, ChatMessage
-from desktop.conversation import Conversation
+from desktop.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Engine, Message, SamplingParams
 from storage.errors import KnownError
 
 if TYPE_CHECKING:
     from desktop.api.app import ApiState
 
-API_SYSTEM_PROMPT = "You are a helpful assistant."
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop"}
 
 
@@ -130,7 +129,7 @@ def _turn(messages: list[ChatMessage]) -> Turn:
             )
     if not turns or turns[-1].role != "user":
         raise ApiError(400, "the last message must be the user's", "invalid_value", "messages")
-    return Turn("\n\n".join(system) or API_SYSTEM_PROMPT, turns[:-1], turns[-1].content)
+    return Turn("\n\n".join(system) or DEFAULT_SYSTEM_PROMPT, turns[:-1], turns[-1].content)
 
 
 def _text(m: ChatMessage, i: int) -> str:
