@@ -28,11 +28,11 @@ QUESTION = "Write a short story about a lighthouse keeper who finds a message in
 
 def engine_run(engine: Engine, max_tokens: int) -> tuple[float, float, int]:
     """(ttft_s, decode tokens/s, tokens) calling `Engine.chat` directly."""
-    from desktop.api.chat import API_SYSTEM_PROMPT
+    from desktop.conversation import DEFAULT_SYSTEM_PROMPT
     from desktop.engine import Message, SamplingParams
 
     engine.reset_cache()
-    messages = [Message("system", API_SYSTEM_PROMPT), Message("user", QUESTION)]
+    messages = [Message("system", DEFAULT_SYSTEM_PROMPT), Message("user", QUESTION)]
     params = SamplingParams(max_tokens=max_tokens, temperature=0)
     start = time.perf_counter()
     first = last = None
