@@ -21,7 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from desktop import models
 from desktop.api import chat, embeddings, schemas
 from desktop.api.errors import ApiError, QuietErrors
-from desktop.api.queue import JobFailed, ModelWorker, QueueFull, WorkerStopped
+from desktop.api.queue import JobFailed, ModelWorker, WorkerStopped
 from desktop.api.schemas import ChatCompletionRequest, EmbeddingRequest
 from desktop.api.security import DEFAULT_MAX_BODY_BYTES, SecurityMiddleware
 
@@ -126,7 +126,7 @@ def _add_routes(app: FastAPI, state: ApiState) -> None:
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
         model = chat.check_model(state, req.model)
         turn, params = chat.prepare(state, req)
-        ticket = chat.submit(state, chat.job(state, req, turn, params))
+        ticket = chat.submit(state.chat_worker, chat.job(state, req, turn, params))
         if req.stream:
             return chat.stream(req, model, ticket)
         return await chat.complete(model, ticket, request)
@@ -141,17 +141,7 @@ def _add_routes(app: FastAPI, state: ApiState) -> None:
             embedder = state.embedder()
             yield embedder.embed(texts), embedder.count_tokens(texts)
 
-        try:
-            ticket = state.embed_worker.submit(work)
-        except QueueFull as exc:
-            raise ApiError(
-                429,
-                "the embedder is busy; retry later",
-                "queue_full",
-                headers={"Retry-After": str(exc.retry_after)},
-            ) from None
-        except WorkerStopped:
-            raise ApiError(503, "the server is shutting down", "server_stopping") from None
+        ticket = chat.submit(state.embed_worker, work, "the embedder is busy; retry later")
         try:
             async for vectors, tokens in ticket:
                 return embeddings.response(vectors, tokens, req.encoding_format, embeddings.EMBEDDING_MODEL)

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from desktop.api import schemas
 from desktop.api.errors import ApiError
-from desktop.api.queue import JobFailed, QueueFull, Ticket, WorkerStopped
+from desktop.api.queue import JobFailed, ModelWorker, QueueFull, Ticket, WorkerStopped
 from desktop.api.schemas import MAX_STOP_SEQUENCES, ChatCompletionRequest, ChatMessage
 from desktop.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Engine, Message, SamplingParams
@@ -195,16 +195,16 @@ def _use_adapter(engine: Engine, store: Any, adapter_id: str) -> None:
     engine.use_adapter(adapter_id, registry.gguf_bytes(adapter_id))
 
 
-def submit(state: ApiState, work: Callable[[], Iterator]) -> Ticket:
+def submit(
+    worker: ModelWorker,
+    work: Callable[[], Iterator],
+    busy: str = "the model is busy with other requests; retry after the time in the Retry-After header",
+) -> Ticket:
+    """Queue work on a worker; a full queue is a 429 with Retry-After, a stopping server a 503."""
     try:
-        return state.chat_worker.submit(work)
+        return worker.submit(work)
     except QueueFull as exc:
-        raise ApiError(
-            429,
-            "the model is busy with other requests; retry after the time in the Retry-After header",
-            "queue_full",
-            headers={"Retry-After": str(exc.retry_after)},
-        ) from None
+        raise ApiError(429, busy, "queue_full", headers={"Retry-After": str(exc.retry_after)}) from None
     except WorkerStopped:
         raise ApiError(503, "the server is shutting down", "server_stopping") from None
 
