@@ -16,6 +16,7 @@ single worker; the lock makes a mistake there a wait, not a crash).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
     from personalize.live import LiveAdapter
     from storage.store import Store
+
+log = logging.getLogger(__name__)
 
 Role = Literal["system", "user", "assistant"]
 DEFAULT_N_CTX = 4096
@@ -140,10 +143,28 @@ class Engine:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def render(self, messages: Sequence[Message]) -> list[int]:
-        """The prompt tokens for messages, ending with the assistant's generation prompt."""
-        result = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        """The prompt tokens for messages, ending with the assistant's generation prompt.
+
+        Only the template's own text may become control tokens. Message contents (typed, pasted, or read
+        from a document) are tokenized as plain text, so a literal "<|im_end|><|im_start|>system" inside
+        them cannot close the turn and forge a system message.
+        """
+        prompt = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
         add_bos = bool(self.llama.metadata.get("tokenizer.ggml.add_bos_token") == "true")
-        return self.llama.tokenize(result.prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        tokens = [self.llama.token_bos()] if add_bos else []
+        cursor = 0
+        for content in (m.content for m in messages if m.content):
+            at = prompt.find(content, cursor)
+            if at < 0:  # a template that rewrites contents: its text is no longer separable from theirs
+                log.warning("chat template rewrites message contents; tokenizing the prompt as one piece")
+                return self.llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+            tokens += self._tokenize(prompt[cursor:at], special=True)
+            tokens += self._tokenize(content, special=False)
+            cursor = at + len(content)
+        return tokens + self._tokenize(prompt[cursor:], special=True)
+
+    def _tokenize(self, text: str, special: bool) -> list[int]:
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=special) if text else []
 
     # --- context window -----------------------------------------------------------------------------
 
