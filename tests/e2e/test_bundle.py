@@ -12,6 +12,7 @@ network namespace, no network at all. Each test then checks that nothing was wri
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pydoc
@@ -163,6 +164,7 @@ def test_frozen_module_runner_sees_bundled_embedder(frozen: Frozen) -> None:
     inside = str(Path(probe["bundle_dir"]))
     assert probe["chat_model"].startswith(inside) and probe["embedder_dir"].startswith(inside)
     assert probe["embedding_dim"] == 384
+    assert probe["embedder_backend"] == ("openvino" if importlib.util.find_spec("openvino") else "torch")
     assert probe["network_libraries_offline"] is True
     assert frozen.files_outside_data_dir() == []
 
@@ -178,7 +180,7 @@ def test_self_test_opens_window_and_answers(frozen: Frozen) -> None:
 
 
 def test_frozen_docs_add_embeds_and_searches(frozen: Frozen) -> None:
-    """Indexing runs the bundled sentence-transformers embedder; a question finds its note by meaning."""
+    """Indexing runs the bundled embedder (OpenVINO, converted on first use); a question finds its note by meaning."""
     added = frozen("add", "--json", str(_write_corpus(frozen.tmp / "notes")))
     assert added.returncode == 0, added.stderr
     docs = frozen("docs", "--json")

@@ -85,16 +85,18 @@ def test_plaintext_path_on_linux_is_a_memfd(tmp_path: Path) -> None:
 
 
 def test_plaintext_path_fallback_deletes_its_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     monkeypatch.setattr(sys, "platform", "darwin")
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(temp))
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)
     with blobs_mod.plaintext_path(b"secret weights") as path:
-        assert path.parent == tmp_path
+        assert path.parent == temp
         assert path.stat().st_mode & 0o777 == 0o600
         assert path.read_bytes() == b"secret weights"
-    assert list(tmp_path.iterdir()) == []
+    assert list(temp.iterdir()) == []
 
 
 def test_blob_plaintext_path_from_store(store: Store) -> None:

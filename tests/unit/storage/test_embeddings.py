@@ -1,6 +1,9 @@
-"""The real bundled MiniLM: normalised float32 vectors, bf16 close to fp32, meaning reflected in cosine."""
+"""The real bundled MiniLM on both runtimes: normalised float32 vectors that match sentence-transformers fp32."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,37 +15,99 @@ TEXTS = [
     "Tomato plants need a thorough watering two times weekly.",
     "The quarterly revenue grew by seventeen percent.",
 ]
+# Long enough to be truncated at 256 word pieces, plus padding-heavy mixes of short and long in one batch.
+LONG = [t * 40 for t in TEXTS]
+MIXED = TEXTS + LONG + ["  padded with spaces  ", "x"]
 
 
 @pytest.fixture(scope="module")
-def fp32() -> Embedder:
-    return Embedder("fp32")
+def reference() -> Embedder:
+    """sentence-transformers on torch in fp32: the model's definition of its vectors."""
+    return Embedder("fp32", backend="torch")
 
 
-def test_vectors_are_normalised_float32(fp32: Embedder) -> None:
-    vectors = fp32.embed(TEXTS)
+@pytest.fixture(scope="module")
+def openvino() -> Embedder:
+    return Embedder(backend="openvino")
+
+
+def test_vectors_are_normalised_float32(reference: Embedder) -> None:
+    vectors = reference.embed(TEXTS)
     assert vectors.shape == (3, DIM) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert fp32.embed([]).shape == (0, DIM)
+    assert reference.embed([]).shape == (0, DIM)
 
 
-def test_paraphrase_is_closer_than_unrelated(fp32: Embedder) -> None:
-    a, b, c = fp32.embed(TEXTS)
+def test_paraphrase_is_closer_than_unrelated(reference: Embedder) -> None:
+    a, b, c = reference.embed(TEXTS)
     assert a @ b > 0.6 > a @ c
 
 
+def test_openvino_matches_sentence_transformers(openvino: Embedder, reference: Embedder) -> None:
+    """Same tokenization, truncation, pooling and order as the reference, in batches smaller than the input."""
+    openvino.batch_size = 3
+    got, want = openvino.embed(MIXED), reference.embed(MIXED)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert np.sum(got * want, axis=1).min() > 0.999
+    assert float(openvino.embed_query(TEXTS[0]) @ want[0]) > 0.999
+    assert openvino.count_tokens(MIXED) == reference.count_tokens(MIXED)
+
+
+def test_openvino_model_is_cached_as_ir(openvino: Embedder) -> None:
+    """The session's conversion (tests/conftest.py `minilm_ir`) is what each home's cache links to."""
+    from storage import paths
+
+    openvino.load()
+    cached = list(paths.cache().glob("minilm-*/model.xml"))
+    assert len(cached) == 1 and cached[0].with_suffix(".bin").stat().st_size > 80_000_000
+
+
+def test_a_damaged_cache_is_rebuilt(reference: Embedder) -> None:
+    from storage import paths
+
+    link = next(paths.cache().glob("minilm-*"))
+    link.unlink()  # this test's own copy, not the session's
+    Embedder(backend="openvino").load()
+    (link / "model.xml").write_text("<net>truncated")
+    got = Embedder(backend="openvino").embed(TEXTS)
+    assert np.sum(got * reference.embed(TEXTS), axis=1).min() > 0.999
+
+
+def test_loading_the_openvino_embedder_opens_no_socket() -> None:
+    """A bare `import openvino` sends a Google Analytics event from a forked process; Hearth's import must not.
+
+    Socket and fork audit events are written to stderr from every process (the hook survives fork), and the
+    interpreter waits for the telemetry thread pool before exiting, so a late send would still be seen.
+    """
+    code = (
+        "import sys\n"
+        "def hook(event, args):\n"
+        "    if event.startswith('socket.') or event == 'os.fork':\n"
+        "        sys.stderr.write(f'AUDIT {event} {args}\\n')\n"
+        "sys.addaudithook(hook)\n"
+        "from storage.embeddings import Embedder\n"
+        "print(Embedder(backend='openvino').embed(['hello']).shape)\n"
+    )
+    # HEARTH_HOME is this test's home, whose cache links to the session's converted model.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"(1, {DIM})"
+    assert "AUDIT" not in result.stderr, result.stderr
+
+
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="bf16 is only the default on CPUs with native bf16")
-def test_bf16_matches_fp32(fp32: Embedder) -> None:
-    long_texts = [t * 8 for t in TEXTS]
-    cos = np.sum(Embedder("bf16").embed(long_texts) * fp32.embed(long_texts), axis=1)
+def test_torch_bf16_matches_fp32(reference: Embedder) -> None:
+    cos = np.sum(Embedder("bf16", backend="torch").embed(LONG) * reference.embed(LONG), axis=1)
     assert cos.min() > 0.99
 
 
 def test_auto_precision_follows_the_cpu() -> None:
     assert resolve_precision("auto") == ("bf16" if cpu_has_native_bf16() else "fp32")
-    assert resolve_precision("int8") == "int8"
+    with pytest.raises(ValueError, match="int8"):
+        resolve_precision("int8")  # type: ignore[arg-type]
 
 
-def test_blob_roundtrip_is_exact(fp32: Embedder) -> None:
-    vectors = fp32.embed(TEXTS)
+def test_blob_roundtrip_is_exact(reference: Embedder) -> None:
+    vectors = reference.embed(TEXTS)
     np.testing.assert_array_equal(from_blobs([to_blob(v) for v in vectors]), vectors)
