@@ -97,7 +97,9 @@ class Frozen:
 
     @property
     def data(self) -> Path:
-        return self.tmp / "hearth-home"
+        # Not the `hearth_home` fixture's folder: its cache already holds the converted embedder, and the
+        # bundle must convert its own on first use.
+        return self.tmp / "frozen-hearth-home"
 
     def env(self) -> dict[str, str]:
         for folder in (self.home, self.tmp / "tmp"):
