@@ -69,7 +69,7 @@ def discover(
         elif stat.S_ISREG(st.st_mode):
             consider(root, st, True, root.name)
         else:
-            refused.append(Refused(str(root), "not a regular file"))
+            refused.append(Refused(str(root), "not a regular file (a named pipe, socket or device)"))
     return sorted(found.values(), key=lambda c: str(c.path)), refused
 
 
@@ -100,6 +100,9 @@ def _walk(root, folder, seen, include, exclude, consider, refused) -> None:  # t
             _walk(root, path, seen | {key}, include, exclude, consider, refused)
         elif stat.S_ISREG(st.st_mode):
             consider(path, st, False, rel)
+        elif is_supported(path) and _wanted(rel, include, exclude):
+            # Named like a document but a pipe, socket or device: reading it could block or never end.
+            refused.append(Refused(str(path), "not a regular file (a named pipe, socket or device)"))
 
 
 def _stat(path: Path, refused: list[Refused]) -> os.stat_result | None:

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Cli
 
 PASSPHRASE = "correct horse battery staple"
 
 
-def hearth(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "desktop.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=300,
-    )
-
-
-def test_ask_json_answers_and_saves_to_history(hearth_home: Path) -> None:
+def test_ask_json_answers_and_saves_to_history(hearth: Cli) -> None:
     env = {"HEARTH_PASSPHRASE": PASSPHRASE, "HEARTH_KEYRING": "0"}
     result = hearth("ask", "--json", "--temperature", "0", "What is the capital of France?", env=env)
     assert result.returncode == 0, result.stderr
@@ -35,14 +25,14 @@ def test_ask_json_answers_and_saves_to_history(hearth_home: Path) -> None:
     assert any("capital of France" in c["title"] for c in json.loads(history.stdout))
 
 
-def test_ask_streams_plain_text(hearth_home: Path) -> None:
+def test_ask_streams_plain_text(hearth: Cli, hearth_home: Path) -> None:
     result = hearth("ask", "--no-save", "--temperature", "0", "What is the capital of France?")
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
     assert not (hearth_home / "hearth.db").exists(), "--no-save must not create a store"
 
 
-def test_chat_repl_new_and_quit(hearth_home: Path) -> None:
+def test_chat_repl_new_and_quit(hearth: Cli) -> None:
     env = {"HEARTH_PASSPHRASE": PASSPHRASE, "HEARTH_KEYRING": "0"}
     script = "What is the capital of France?\n/new\nSay hello.\n/quit\n"
     result = hearth("chat", "--temperature", "0", "--max-tokens", "32", stdin=script, env=env)
@@ -53,7 +43,7 @@ def test_chat_repl_new_and_quit(hearth_home: Path) -> None:
     assert len(history) == 2
 
 
-def test_doctor_reports_model_threads_and_data_dir(hearth_home: Path) -> None:
+def test_doctor_reports_model_threads_and_data_dir(hearth: Cli, hearth_home: Path) -> None:
     result = hearth("doctor", "--json")
     assert result.returncode == 0, result.stderr + result.stdout
     facts = json.loads(result.stdout)
@@ -63,7 +53,7 @@ def test_doctor_reports_model_threads_and_data_dir(hearth_home: Path) -> None:
     assert facts["problems"] == []
 
 
-def test_corrupt_model_is_one_clear_line(tmp_path: Path) -> None:
+def test_corrupt_model_is_one_clear_line(hearth: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF\x03\x00\x00\x00" + os.urandom(64))
     result = hearth("models", "add", str(bad))

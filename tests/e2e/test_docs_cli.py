@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Cli
 
 _spec = importlib.util.spec_from_file_location("docs_corpus", Path(__file__).parents[1] / "data/docs/corpus.py")
 corpus = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
@@ -19,18 +21,10 @@ _spec.loader.exec_module(corpus)  # type: ignore[union-attr]
 ENV = {"HEARTH_PASSPHRASE": "correct horse battery staple", "HEARTH_KEYRING": "0"}
 
 
-def hearth(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "desktop.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ENV},
-        timeout=600,
-    )
-
-
 @pytest.mark.slow
-def test_add_search_docs_forget(hearth_home: Path, tmp_path: Path) -> None:
+def test_add_search_docs_forget(hearth: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
     folder = corpus.build(tmp_path / "corpus", distractors=1)
     (folder / "empty.txt").write_bytes(b"")
     corpus.write_zip_bomb_docx(folder / "bomb.docx", inflated_mb=250)

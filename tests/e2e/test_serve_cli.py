@@ -8,27 +8,19 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from storage.store import Store
 
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Cli
+
 ROOT = Path(__file__).parents[2]
 
 
-def hearth(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "desktop.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-
-
-def test_api_token_is_stable_until_rotated(store: Store) -> None:
+def test_api_token_is_stable_until_rotated(hearth: Cli, store: Store) -> None:
     store.close()
     first = hearth("api-token")
     assert first.returncode == 0, first.stderr
@@ -40,7 +32,7 @@ def test_api_token_is_stable_until_rotated(store: Store) -> None:
     assert hearth("api-token").stdout.strip() == rotated
 
 
-def test_serve_answers_a_request_and_stops_on_sigterm(store: Store) -> None:
+def test_serve_answers_a_request_and_stops_on_sigterm(hearth: Cli, store: Store) -> None:
     store.close()
     token = hearth("api-token").stdout.strip()
     server = subprocess.Popen(
@@ -78,7 +70,7 @@ def test_serve_answers_a_request_and_stops_on_sigterm(store: Store) -> None:
     assert token not in server.stderr.read()  # the token is never logged
 
 
-def test_serve_refuses_a_bad_port(store: Store) -> None:
+def test_serve_refuses_a_bad_port(hearth: Cli, store: Store) -> None:
     store.close()
     result = hearth("serve", "--port", "70000")
     assert result.returncode == 1

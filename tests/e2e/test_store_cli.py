@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storage.store import Store
 
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Cli
+
 ROOT = Path(__file__).parents[2]
-
-
-def hearth(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "desktop.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
 
 
 def _seed(store: Store) -> int:
@@ -35,7 +23,7 @@ def _seed(store: Store) -> int:
     return conversation
 
 
-def test_history_list_and_search(store: Store) -> None:
+def test_history_list_and_search(hearth: Cli, store: Store) -> None:
     conversation = _seed(store)
     listed = hearth("history")
     assert listed.returncode == 0, listed.stderr
@@ -53,14 +41,14 @@ def test_history_list_and_search(store: Store) -> None:
     assert hearth("history", "--search", "no such words here").stdout == ""
 
 
-def test_wrong_passphrase_is_one_line(store: Store) -> None:
+def test_wrong_passphrase_is_one_line(hearth: Cli, store: Store) -> None:
     _seed(store)
     result = hearth("history", env={"HEARTH_PASSPHRASE": "not the passphrase"})
     assert result.returncode == 1
     assert result.stderr.strip() == "hearth: wrong passphrase"
 
 
-def test_passphrase_change_then_rekey(store: Store) -> None:
+def test_passphrase_change_then_rekey(hearth: Cli, store: Store) -> None:
     _seed(store)
     changed = hearth("passphrase", env={"HEARTH_NEW_PASSPHRASE": "brand new passphrase"})
     assert changed.returncode == 0, changed.stderr

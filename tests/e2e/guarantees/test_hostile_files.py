@@ -73,7 +73,8 @@ def _hostile_set(root: Path) -> tuple[Path, dict[str, str], dict[str, str], list
     must["self.txt"] = r"^symlink loop"
     (folder / "dangling.md").symlink_to(root / "nowhere.md")
     must["dangling.md"] = r"^not found"
-    os.mkfifo(folder / "pipe-in-folder.txt")  # skipped silently inside a folder; must not hang the walk
+    os.mkfifo(folder / "pipe-in-folder.txt")  # must not hang the walk
+    must["pipe-in-folder.txt"] = r"^not a regular file"
 
     # Odd but parseable inputs: a clear reason, or ingested; never a crash.
     (folder / "deep.html").write_text("<div>" * 50_000 + kit.CANARY + "</div>" * 50_000)

@@ -168,6 +168,8 @@ def test_discover_walks_filters_and_explains(tmp_path: Path) -> None:
     (root / ".git" / "HEAD.txt").write_text("hidden")
     (root / "sub" / "loop").symlink_to(root, target_is_directory=True)
     (root / "self").symlink_to(root / "self")
+    os.mkfifo(root / "sub" / "pipe.txt")
+    os.mkfifo(root / "sub" / "pipe.log")  # excluded, so not even mentioned
     found, refused = discover([root, tmp_path / "missing.txt"], exclude=["*.log"], max_bytes=2000)
     assert [c.path.name for c in found] == ["a.md", "b.txt"]
     reasons = {Path(r.path).name: r.reason for r in refused}
@@ -176,6 +178,7 @@ def test_discover_walks_filters_and_explains(tmp_path: Path) -> None:
     assert reasons["loop"].startswith("symlink loop")
     assert reasons["self"] == "symlink loop"
     assert reasons["missing.txt"].startswith("not found")
+    assert reasons["pipe.txt"].startswith("not a regular file") and "pipe.log" not in reasons
     found, _ = discover([root], include=["*.md"])
     assert [c.path.name for c in found] == ["a.md"]
 
