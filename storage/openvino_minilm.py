@@ -134,9 +134,13 @@ def _convert(model_dir: Path, target: Path) -> None:
             graph = ov.convert_model(_with_pooling(bert), example_input=dict(example))
         ov.save_model(graph, str(staging / "model.xml"), compress_to_fp16=False)
         (staging / "done").write_text("ok")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        if not (target / "done").exists():  # else another process (the app, a CLI) finished first
+            shutil.rmtree(target, ignore_errors=True)  # a leftover without its marker
+            try:
+                os.replace(staging, target)
+            except OSError:
+                if not (target / "done").exists():
+                    raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
