@@ -54,28 +54,14 @@ def parse(name: str | PurePath, data: bytes) -> list[ParsedDoc]:
         raise ParseError("empty file (0 bytes)")
     title = PurePath(name).name
     kind = kind_of(name)
-    if kind == "pdf":
-        docs = pdf.parse_pdf(data, title)
-    elif kind == "docx":
-        docs = office.parse_docx(data, title)
-    elif kind == "odt":
-        docs = office.parse_odt(data, title)
-    elif kind == "eml":
-        docs = mail.parse_eml(data, title)
-    elif kind == "mbox":
-        docs = mail.parse_mbox(data, title)
+    from_bytes = {"pdf": pdf.parse_pdf, "docx": office.parse_docx, "odt": office.parse_odt,
+                  "eml": mail.parse_eml, "mbox": mail.parse_mbox}  # fmt: skip
+    from_text = {"markdown": text.parse_markdown, "rst": text.parse_rst, "html": markup.parse_html,
+                 "csv": text.parse_csv}  # fmt: skip
+    if kind in from_bytes:
+        docs = from_bytes[kind](data, title)
     else:
-        decoded = text.decode(data)
-        if kind == "markdown":
-            docs = text.parse_markdown(decoded, title)
-        elif kind == "rst":
-            docs = text.parse_rst(decoded, title)
-        elif kind == "html":
-            docs = markup.parse_html(decoded, title)
-        elif kind == "csv":
-            docs = text.parse_csv(decoded, title)
-        else:
-            docs = text.parse_plain(decoded, title)
+        docs = from_text.get(kind, text.parse_plain)(text.decode(data), title)
     docs = [d for d in docs if not d.is_empty()]
     if not docs:
         raise ParseError("no text found in the file")
