@@ -84,9 +84,11 @@ def test_kill_during_ingestion_loses_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()
     rng = random.Random(7)
-    for i in range(36):
+    # About 1,000 chunks: several seconds of indexing and embedding even on a fast, idle machine, so the kills
+    # (up to 8 s in) land mid-work; a smaller corpus finished before the second kill once embedding got fast.
+    for i in range(150):
         suffix = (".md", ".txt", ".html")[i % 3]
-        body = f"Note {i}. {kit.prose(rng, 25)}"
+        body = f"Note {i}. {kit.prose(rng, 80)}"
         (folder / f"note-{i:02d}{suffix}").write_text(f"<p>{body}</p>" if suffix == ".html" else body)
     expected = _expected_chunks(folder)
     before: dict[str, tuple[int, int]] = {}
