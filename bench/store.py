@@ -56,14 +56,16 @@ def run(connect: Callable[[Path], Any], path: Path, texts: list[str], queries: l
     conn.execute("PRAGMA temp_store = MEMORY")
     for sql in SCHEMA:
         conn.execute(sql)
-    conn.commit()
     start = time.perf_counter()
     for batch in range(0, len(texts), 500):
-        with conn:
-            conn.executemany(
-                "INSERT INTO chunks (document_id, text) VALUES (?, ?)",
-                [(i // 20, t) for i, t in enumerate(texts[batch : batch + 500], start=batch)],
-            )
+        # Explicit transactions, as the store's `atomic()` writes: both connections are autocommit
+        # (isolation_level=None, see storage/db.py), where `with conn:` would commit row by row.
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO chunks (document_id, text) VALUES (?, ?)",
+            [(i // 20, t) for i, t in enumerate(texts[batch : batch + 500], start=batch)],
+        )
+        conn.execute("COMMIT")
     inserted = time.perf_counter()
     hits = 0
     for q in queries:
@@ -89,7 +91,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for name, connect in [
-            ("sqlite3", lambda p: sqlite3.connect(p)),
+            ("sqlite3", lambda p: sqlite3.connect(p, isolation_level=None)),
             ("sqlcipher", lambda p: dbmod.connect(p, key)),
         ]:
             results[name] = run(connect, Path(tmp) / f"{name}.db", texts, queries)
