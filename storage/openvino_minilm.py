@@ -77,7 +77,11 @@ class OpenVinoMiniLM:
         return self._run(self._query, [text])[0]
 
     def count_tokens(self, texts: Sequence[str]) -> int:
-        return sum(sum(e.attention_mask) for e in self.tokenizer.encode_batch([t.strip() for t in texts]))
+        return sum(sum(e.attention_mask) for e in self._tokenize(texts))
+
+    def _tokenize(self, texts: Sequence[str]) -> list[Any]:
+        # sentence-transformers strips inputs before tokenizing; so do we, to produce the same vectors.
+        return self.tokenizer.encode_batch([t.strip() for t in texts])
 
     def _compile(self, threads: int | None) -> Any:
         config = dict(self._config)
@@ -86,8 +90,7 @@ class OpenVinoMiniLM:
         return self._core.compile_model(self._graph, "CPU", config)
 
     def _run(self, compiled: Any, texts: list[str]) -> np.ndarray:
-        # sentence-transformers strips inputs before tokenizing; so do we, to produce the same vectors.
-        encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
+        encodings = self._tokenize(texts)
         inputs = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),

@@ -14,17 +14,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 @contextlib.contextmanager
 def environment(**values: str) -> Iterator[None]:
-    """os.environ with `values` set for the block (session fixtures cannot use monkeypatch)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
+    """os.environ with `values` set for the block (session fixtures cannot take the `monkeypatch` fixture)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in values.items():
+            patch.setenv(name, value)
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 PASSPHRASE = "guarantees: a long enough passphrase"
 CANARY = "Quxvolt-canary-4e91b7 marzipan heliograph"
@@ -116,19 +118,13 @@ class Sandbox:
     @contextlib.contextmanager
     def store(self) -> Iterator[object]:
         """The sandbox's Store opened in this process (HEARTH_HOME swapped in for the duration)."""
-        saved = {k: os.environ.get(k) for k in ("HEARTH_HOME", "HEARTH_KEYRING")}
-        os.environ.update(HEARTH_HOME=str(self.home), HEARTH_KEYRING="0")
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HEARTH_HOME", str(self.home))
+            patch.setenv("HEARTH_KEYRING", "0")
             from storage.store import Store
 
             with Store.open(self.passphrase) as opened:
                 yield opened
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     def link_base_cache(self, converted: Path) -> None:
         """Reuse the session's GGUF->torch conversion (public weights) instead of a minute of converting."""
