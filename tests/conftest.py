@@ -46,7 +46,7 @@ def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm_ir: Path
 
 @pytest.fixture(scope="session")
 def bundled_model() -> Path:
-    from desktop.models import bundled_model_path
+    from desktop.engine.models import bundled_model_path
 
     return bundled_model_path()
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from desktop import models
+from desktop.engine import models
 from desktop.api import chat, embeddings, schemas
 from desktop.api.errors import ApiError, QuietErrors
 from desktop.api.queue import JobFailed, ModelWorker, WorkerStopped

@@ -1,6 +1,6 @@
 """`/v1/chat/completions`: an OpenAI request turned into a `Conversation` turn on the model worker.
 
-The API talks through `desktop.conversation.Conversation`, like the CLI and the window, so grounding in
+The API talks through `desktop.engine.conversation.Conversation`, like the CLI and the window, so grounding in
 documents and (opt-in) saving work the same way everywhere. Mapping:
 - all `system`/`developer` messages form the system prompt; without one, a neutral assistant prompt, not
   the app's "You are Hearth" persona: API clients bring their own personas (as with OpenAI), and the
@@ -27,7 +27,7 @@ from desktop.api import schemas
 from desktop.api.errors import ApiError
 from desktop.api.queue import JobFailed, ModelWorker, QueueFull, Ticket, WorkerStopped
 from desktop.api.schemas import MAX_STOP_SEQUENCES, ChatCompletionRequest, ChatMessage
-from desktop.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
+from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Engine, Message, SamplingParams
 from storage.errors import KnownError
 
@@ -60,7 +60,7 @@ class Turn:
 
 def documents_available() -> bool:
     """Grounding needs the documents engineer's search and context builder; both are optional modules."""
-    return all(importlib.util.find_spec(name) is not None for name in ("storage.search", "desktop.grounding"))
+    return all(importlib.util.find_spec(name) is not None for name in ("storage.search", "desktop.engine.grounding"))
 
 
 def check_model(state: ApiState, name: str) -> str:

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_offline()
     parser = build_parser()
     args = parser.parse_args(argv)
-    from desktop import models
+    from desktop.engine import models
     from desktop.services import Services
 
     services = None

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from desktop.conversation import Conversation
+from desktop.engine.conversation import Conversation
 from desktop.engine import DEFAULT_MAX_TOKENS, SamplingParams
 from desktop.services import Services
 

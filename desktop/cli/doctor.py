@@ -12,7 +12,7 @@ import shutil
 import stat
 import sys
 
-from desktop import models
+from desktop.engine import models
 from desktop.services import Services
 from storage import paths
 from storage.errors import KnownError

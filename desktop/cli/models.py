@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from desktop import models
-from desktop.gguf_file import inspect
+from desktop.engine import models
+from desktop.engine.gguf_file import inspect
 from desktop.services import Services
 
 

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def serve_command(args: argparse.Namespace, services: Services) -> int:
-    from desktop import models
+    from desktop.engine import models
     from desktop.api.app import ApiConfig
     from desktop.api.server import ApiServer
     from storage.errors import KnownError

@@ -233,7 +233,7 @@ def test_error_messages_do_not_echo_request_content(api_server) -> None:
 
 
 def test_a_registered_model_this_server_does_not_run_is_a_clear_400(api_server, bundled_model) -> None:
-    from desktop import models
+    from desktop.engine import models
 
     models.add(bundled_model, name="other-model")
     server = api_server()

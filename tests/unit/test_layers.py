@@ -44,7 +44,7 @@ def test_engine_never_imports_qt() -> None:
 def test_startup_imports_stay_light() -> None:
     code = (
         "import sys\n"
-        "import desktop.cli, desktop.engine, desktop.conversation, desktop.services\n"
+        "import desktop.cli, desktop.engine, desktop.engine.conversation, desktop.services\n"
         "import storage.store, storage.search, storage.ingest\n"
         "desktop.cli.build_parser()\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"

@@ -8,8 +8,8 @@ import gguf
 import numpy as np
 import pytest
 
-from desktop import models
-from desktop.gguf_file import inspect
+from desktop.engine import models
+from desktop.engine.gguf_file import inspect
 from personalize.base import BUNDLED_GGUF
 from storage import paths
 from storage.errors import KnownError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from desktop.grounding import NOTHING_RELEVANT, build_context
+from desktop.engine.grounding import NOTHING_RELEVANT, build_context
 from storage.search import Hit
 
 

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop.gguf_file import GGUFInfo, inspect
+from desktop.engine.gguf_file import GGUFInfo, inspect
 from storage import paths
 from storage.errors import KnownError
 

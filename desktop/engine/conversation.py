@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from desktop.engine import ChatEvent, Engine, GenerationStats, Message, SamplingParams
+from desktop.engine.llama import ChatEvent, Engine, GenerationStats, Message, SamplingParams
 
 if TYPE_CHECKING:
     from storage.store import Store
@@ -140,7 +140,7 @@ class Conversation:
         return reply
 
     def _grounded_system_prompt(self, question: str) -> tuple[str, list[dict[str, Any]]]:
-        from desktop.grounding import build_context
+        from desktop.engine.grounding import build_context
         from storage.search import search
 
         assert self.store is not None, "grounding needs the store"

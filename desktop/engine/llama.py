@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from desktop.models import check_chat_model
+from desktop.engine.models import check_chat_model
 from storage.errors import KnownError
 
 if TYPE_CHECKING:
