@@ -167,12 +167,29 @@ def m004_documents(db: Database) -> None:
     )
 
 
+def m005_api_access_log(db: Database) -> None:
+    """What each local-API client reached: client, time, endpoint or tool, passages returned (never content)."""
+    _run(
+        db,
+        [
+            """CREATE TABLE api_access (
+                id INTEGER PRIMARY KEY,
+                client TEXT NOT NULL,
+                at TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                passages INTEGER NOT NULL DEFAULT 0)""",
+            "CREATE INDEX api_access_by_client ON api_access(client, id)",
+        ],
+    )
+
+
 # Append only (see the module docstring). Index i holds the migration that takes the schema to version i+1.
 MIGRATIONS: list[Callable[[Database], None]] = [
     m001_chats,
     m002_streaming_messages,
     m003_settings_and_blobs,
     m004_documents,
+    m005_api_access_log,
 ]
 
 

@@ -140,6 +140,13 @@ class Store:
     def path(self) -> Path:
         return paths.database()
 
+    def connect_again(self) -> sqlcipher3.Connection:
+        """A second connection to this database, for a thread that needs its own (the local API's token
+        checks and access log). Costs no key derivation: it opens with the raw key already unlocked."""
+        if self._database is None:
+            raise KnownError("the store is closed")
+        return dbmod.connect(paths.database(), self._key)
+
     def close(self) -> None:
         if self._database is not None:
             self._conn.close()

@@ -102,23 +102,28 @@ def store(store_template: Path, hearth_home: Path, monkeypatch: pytest.MonkeyPat
 def api_server(store):
     """Start `ApiServer`s on free loopback ports: `api_server(engine=..., **ApiConfig fields)`; stopped after.
 
-    The token comes from the test's encrypted store. Without `engine`, a request that reaches the model gets
-    a 503 (tests of the security layer never need it).
+    Each server reads its clients from the test's encrypted store; `server.token` is the default client's
+    token, made for the test. Without `engine`, a request that reaches the model gets a 503 (tests of the
+    security layer never need it).
     """
     from desktop.api.app import ApiConfig, Backend
-    from desktop.api.security import api_token
+    from desktop.api.gate import ClientGate
     from desktop.api.server import ApiServer
+    from storage.clients import Clients
     from storage.errors import KnownError
 
     servers = []
+    token = Clients(store.settings).default_token(rotate=True)
 
     def no_engine():
         raise KnownError("no engine in this test")
 
     def start(engine=None, engine_getter=None, **config):
         getter = engine_getter or ((lambda: engine) if engine is not None else no_engine)
-        server = ApiServer(Backend(engine=getter, store=lambda: store), api_token(store), ApiConfig(**config), port=0)
+        backend = Backend(engine=getter, store=lambda: store)
+        server = ApiServer(backend, ClientGate(store.connect_again), ApiConfig(**config), port=0)
         server.start()
+        server.token = token  # what a user would have copied from `hearth api-token`
         servers.append(server)
         return server
 

@@ -1,14 +1,18 @@
 """The FastAPI application: routes, error handlers and the security middleware, around one `ApiState`.
 
 `ApiState` holds what outlives a request: the configuration, the way to reach the engine and the store
-(`Backend`, getters so nothing loads before it is needed), the token, and the two single-thread workers
-(chat model, embedder). `desktop.api.server.ApiServer` builds one, serves `create_app(state)` with uvicorn
-and closes it; tests can do the same with any ASGI client.
+(`Backend`, getters so nothing loads before it is needed), the `ClientGate` (who may call, and the access
+log), and the single-thread workers (chat model, embedder). `desktop.api.server.ApiServer` builds one,
+serves `create_app(state)` with uvicorn and closes it.
+
+Three APIs share the port and the security layer: OpenAI's (`/v1/...`, here), Ollama's (`/api/...`,
+desktop/api/ollama.py) and MCP over Streamable HTTP (`/mcp`, desktop/api/mcp_server.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +22,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from desktop.engine import models
-from desktop.api import chat, embeddings, schemas
+from desktop.api import chat, embeddings, ollama, schemas
 from desktop.api.errors import ApiError, QuietErrors
-from desktop.api.queue import JobFailed, ModelWorker, WorkerStopped
+from desktop.api.gate import ClientGate
+from desktop.api.queue import ModelWorker
 from desktop.api.schemas import ChatCompletionRequest, EmbeddingRequest
-from desktop.api.security import DEFAULT_MAX_BODY_BYTES, SecurityMiddleware
+from desktop.api.security import DEFAULT_MAX_BODY_BYTES, OLLAMA_PREFIX, SecurityMiddleware, require
+from desktop.engine import models
 
 if TYPE_CHECKING:
     from desktop.engine import Engine
@@ -42,6 +47,7 @@ class ApiConfig:
     max_tokens_cap: int = 1024  # max_tokens above this is lowered to it
     queue_capacity: int = 4  # chat requests that may wait behind the running one; more get 429
     embed_queue_capacity: int = 4
+    mcp: bool = True  # serve MCP at /mcp (needs the store)
 
 
 @dataclass
@@ -57,7 +63,7 @@ class Backend:
 class ApiState:
     config: ApiConfig
     backend: Backend
-    token: str
+    gate: ClientGate
     port: int = 0  # the bound port, set by the server before it accepts connections
     chat_worker: ModelWorker = field(init=False)
     embed_worker: ModelWorker = field(init=False)
@@ -86,10 +92,26 @@ class ApiState:
 
 def create_app(state: ApiState) -> Any:
     """The ASGI app: QuietErrors(SecurityMiddleware( [CORS(] FastAPI routes [)] ))."""
-    app = FastAPI(title="Hearth local API", docs_url=None, redoc_url=None, openapi_url=None)
+    mcp = None
+    if state.config.mcp and state.backend.store is not None:
+        from desktop.api import mcp_server  # the MCP SDK loads only for a server that offers it
+
+        mcp = mcp_server.for_http(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if mcp is not None:
+                await stack.enter_async_context(mcp.running())
+            yield
+
+    app = FastAPI(title="Hearth local API", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.hearth = state
     _add_error_handlers(app)
     _add_routes(app, state)
+    ollama.add_routes(app, state)
+    if mcp is not None:
+        app.router.routes.append(mcp.route())
     inner: Any = app
     if state.config.allowed_origins:
         inner = CORSMiddleware(
@@ -102,7 +124,7 @@ def create_app(state: ApiState) -> Any:
         SecurityMiddleware(
             inner,
             port=lambda: state.port,
-            token=lambda: state.token,
+            gate=state.gate,
             allowed_origins=state.config.allowed_origins,
             max_body_bytes=state.config.max_body_bytes,
         )
@@ -124,43 +146,34 @@ def _add_routes(app: FastAPI, state: ApiState) -> None:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
+        client = require(request, "chat")
         model = chat.check_model(state, req.model)
-        turn, params = chat.prepare(state, req)
+        turn, params = chat.prepare(state, req, client)
         ticket = chat.submit(state.chat_worker, chat.job(state, req, turn, params))
         if req.stream:
-            return chat.stream(req, model, ticket)
+            return chat.stream(req, model, ticket, request)
         return await chat.complete(model, ticket, request)
 
     @app.post("/v1/embeddings")
-    async def create_embeddings(req: EmbeddingRequest) -> dict[str, Any]:
+    async def create_embeddings(req: EmbeddingRequest, request: Request) -> dict[str, Any]:
+        require(request, "embeddings")
         if req.model.lower() not in EMBEDDING_NAMES:
             raise ApiError(404, f"The model {req.model!r} does not exist.", "model_not_found", "model")
-        texts = embeddings.inputs_of(req)
-
-        def work() -> Iterator[tuple[list[list[float]], int]]:
-            embedder = state.embedder()
-            yield embedder.embed(texts), embedder.count_tokens(texts)
-
-        ticket = chat.submit(state.embed_worker, work, "the embedder is busy; retry later")
-        try:
-            async for vectors, tokens in ticket:
-                return embeddings.response(vectors, tokens, req.encoding_format, embeddings.EMBEDDING_MODEL)
-        except JobFailed:
-            raise ApiError(500, "the embedder failed (see the server log)", "internal_error") from None
-        except WorkerStopped:
-            pass
-        finally:
-            ticket.cancel()
-        raise ApiError(503, "the server is shutting down", "server_stopping")
+        vectors, tokens = await embeddings.run(state, embeddings.inputs_of(req))
+        return embeddings.response(vectors, tokens, req.encoding_format, embeddings.EMBEDDING_MODEL)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
+    def shaped(request: Request, error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+        body = error.body(ollama=request.url.path.startswith(OLLAMA_PREFIX))
+        return JSONResponse(body, status_code=error.status, headers=headers)
+
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return shaped(request, exc, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             error = ApiError(400, "the request body is not valid JSON", "invalid_json")
@@ -172,17 +185,16 @@ def _add_error_handlers(app: FastAPI) -> None:
             msg = first.get("msg", "invalid value")
             message = f"{param}: {msg}" if param else msg
             error = ApiError(422, message, first.get("type", "invalid_value"), param)
-        return JSONResponse(error.body(), status_code=error.status)
+        return shaped(request, error)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code)
         message = {404: "no such endpoint", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
         error = ApiError(exc.status_code, message, code)
-        return JSONResponse(error.body(), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return shaped(request, error, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def bug(_: Request, exc: Exception) -> JSONResponse:
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
         # Starlette re-raises after this; QuietErrors logs it (type and frames only).
-        error = ApiError(500, "internal server error (see the server log)", "internal_error")
-        return JSONResponse(error.body(), status_code=500)
+        return shaped(request, ApiError(500, "internal server error (see the server log)", "internal_error"))

@@ -27,12 +27,13 @@ from desktop.api import schemas
 from desktop.api.errors import ApiError
 from desktop.api.queue import JobFailed, ModelWorker, QueueFull, Ticket, WorkerStopped
 from desktop.api.schemas import MAX_STOP_SEQUENCES, ChatCompletionRequest, ChatMessage
+from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Engine, GenerationStats, Message, SamplingParams
 from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
-from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Engine, Message, SamplingParams
 from storage.errors import KnownError
 
 if TYPE_CHECKING:
     from desktop.api.app import ApiState
+    from storage.clients import Client
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "cancelled": "stop"}
 
@@ -78,8 +79,9 @@ def check_model(state: ApiState, name: str) -> str:
     raise ApiError(404, f"The model {name!r} does not exist.", "model_not_found", "model")
 
 
-def prepare(state: ApiState, req: ChatCompletionRequest) -> tuple[Turn, SamplingParams]:
-    """Validate everything that can be checked before queueing; raise ApiError otherwise."""
+def prepare(state: ApiState, req: ChatCompletionRequest, client: Client) -> tuple[Turn, SamplingParams]:
+    """Validate everything that can be checked before queueing, scopes included; raise ApiError otherwise."""
+    _check_scopes(req, client)
     if req.n != 1:
         raise ApiError(400, "n must be 1: Hearth generates one answer per request", "unsupported_value", "n")
     if req.tools:
@@ -109,6 +111,17 @@ def prepare(state: ApiState, req: ChatCompletionRequest) -> tuple[Turn, Sampling
         stop=stop,
     )
     return turn, params
+
+
+def _check_scopes(req: ChatCompletionRequest, client: Client) -> None:
+    """Grounding reads the documents and saving writes the history: each needs its own scope."""
+    for wanted, scope in ((req.hearth_docs, "documents"), (req.hearth_save, "chats")):
+        if wanted and not client.allows(scope):
+            raise ApiError(
+                403, f"the client {client.name!r} lacks the {scope!r} scope", "insufficient_scope", f"hearth_{scope}"
+            )
+    if client.base_model_only and req.hearth_adapter not in (None, "off"):
+        raise ApiError(403, "tokenless requests get the base model only", "insufficient_scope", "model")
 
 
 def _turn(messages: list[ChatMessage]) -> Turn:
@@ -184,13 +197,20 @@ def job(state: ApiState, req: ChatCompletionRequest, turn: Turn, params: Samplin
 
 
 def _use_adapter(engine: Engine, store: Any, adapter_id: str) -> None:
-    """Apply the requested adapter for one request ("off": the base model); KnownError for an unknown id."""
+    """Apply the requested adapter for one request ("off": the base model, "active": the user's active
+    adapter); KnownError for an unknown id or when no adapter is active."""
     if adapter_id == "off":
-        engine.use_adapter(None)
+        if engine.adapter_id is not None:  # a swap resets the KV cache: skip it when nothing changes
+            engine.use_adapter(None)
         return
     from personalize.registry import Registry
 
     registry = Registry(store)
+    if adapter_id == "active":
+        active = registry.active_id()
+        if active is None:
+            raise KnownError("no personal adapter is active: make one with `hearth personalize`")
+        adapter_id = active
     registry.get(adapter_id)  # KnownError naming the unknown id
     engine.use_adapter(adapter_id, registry.gguf_bytes(adapter_id))
 
@@ -209,12 +229,21 @@ def submit(
         raise ApiError(503, "the server is shutting down", "server_stopping") from None
 
 
-# --- non-streaming -------------------------------------------------------------------------------------
+# --- the job's outcome, shared by every endpoint that generates ------------------------------------------
 
 
-async def complete(model: str, ticket: Ticket, request: Request) -> JSONResponse:
-    watcher = asyncio.create_task(_cancel_on_disconnect(request, ticket))
-    parts: list[str] = []
+@dataclass(frozen=True)
+class Finished:
+    stats: GenerationStats
+    sources: list[dict[str, Any]] | None  # set when the answer was grounded in documents
+
+
+async def outcomes(ticket: Ticket) -> AsyncIterator[str | Finished]:
+    """The job's text pieces, then one `Finished`; every failure is raised as the ApiError to report.
+
+    The OpenAI and the Ollama endpoints both read a generation through this, so what a worker failure
+    means (503 shutting down, 500 bug, 400 refused) is decided in one place.
+    """
     done: ChatEvent | None = None
     sources: Sources | None = None
     try:
@@ -224,7 +253,7 @@ async def complete(model: str, ticket: Ticket, request: Request) -> JSONResponse
             if isinstance(item, Sources):
                 sources = item
             elif item.kind == "text":
-                parts.append(item.text)
+                yield item.text
             elif item.kind == "error":
                 raise ApiError(400, item.text, "generation_failed")
             else:
@@ -233,22 +262,48 @@ async def complete(model: str, ticket: Ticket, request: Request) -> JSONResponse
         raise ApiError(503, "the server is shutting down", "server_stopping") from None
     except JobFailed:
         raise ApiError(500, "the server failed to generate an answer (see its log)", "internal_error") from None
+    if done is None or done.stats is None:
+        raise ApiError(503, "the generation was cut short", "server_stopping")
+    yield Finished(done.stats, None if sources is None else sources.items)
+
+
+async def collect(ticket: Ticket, request: Request) -> tuple[str, Finished]:
+    """A whole answer (non-streaming requests); a client that goes away cancels the generation."""
+    watcher = asyncio.create_task(_cancel_on_disconnect(request, ticket))
+    parts: list[str] = []
+    try:
+        async for item in outcomes(ticket):
+            if isinstance(item, Finished):
+                return "".join(parts), item
+            parts.append(item)
     finally:
         watcher.cancel()
         ticket.cancel()
-    if done is None or done.stats is None:
-        raise ApiError(503, "the generation was cut short", "server_stopping")
-    stats = done.stats
+    raise AssertionError("outcomes() ends with Finished or raises")
+
+
+def count_passages(request: Request, finished: Finished) -> None:
+    """Tell the access log how many document passages this answer returned (never which)."""
+    request.scope.setdefault("state", {})["hearth_passages"] = len(finished.sources or [])
+
+
+# --- non-streaming -------------------------------------------------------------------------------------
+
+
+async def complete(model: str, ticket: Ticket, request: Request) -> JSONResponse:
+    text, finished = await collect(ticket, request)
+    count_passages(request, finished)
+    stats = finished.stats
     body = schemas.completion(
         schemas.new_id("chatcmpl"),
         schemas.now(),
         model,
-        "".join(parts),
+        text,
         FINISH_REASONS[stats.finish_reason],
         schemas.usage(stats.prompt_tokens, stats.completion_tokens),
     )
-    if sources is not None:
-        body["hearth_sources"] = sources.items
+    if finished.sources is not None:
+        body["hearth_sources"] = finished.sources
     return JSONResponse(body)
 
 
@@ -264,51 +319,38 @@ async def _cancel_on_disconnect(request: Request, ticket: Ticket) -> None:
 # --- streaming -------------------------------------------------------------------------------------------
 
 
-def stream(req: ChatCompletionRequest, model: str, ticket: Ticket) -> StreamingResponse:
+def stream(req: ChatCompletionRequest, model: str, ticket: Ticket, request: Request) -> StreamingResponse:
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_events(req, model, ticket), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_events(req, model, ticket, request), media_type="text/event-stream", headers=headers)
 
 
 def _sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _events(req: ChatCompletionRequest, model: str, ticket: Ticket) -> AsyncIterator[str]:
+async def _events(req: ChatCompletionRequest, model: str, ticket: Ticket, request: Request) -> AsyncIterator[str]:
     """SSE lines; a client that disconnects cancels this generator, which cancels the ticket."""
     cid, created = schemas.new_id("chatcmpl"), schemas.now()
     include_usage = req.stream_options is not None and req.stream_options.include_usage
-    done: ChatEvent | None = None
-    sources: Sources | None = None
     try:
         yield _sse(schemas.chunk(cid, created, model, {"role": "assistant", "content": ""}))
         try:
-            async for item in ticket:
-                if isinstance(item, SetupFailed):
-                    yield _sse(ApiError(503, item.message, "model_unavailable").body())
-                    break
-                if isinstance(item, Sources):
-                    sources = item
-                elif item.kind == "text":
-                    yield _sse(schemas.chunk(cid, created, model, {"content": item.text}))
-                elif item.kind == "error":
-                    yield _sse(ApiError(400, item.text, "generation_failed").body())
-                    break
-                else:
-                    done = item
-        except WorkerStopped:
-            yield _sse(ApiError(503, "the server is shutting down", "server_stopping").body())
-        except JobFailed:
-            yield _sse(ApiError(500, "the server failed to generate an answer", "internal_error").body())
-        if done is not None and done.stats is not None:
-            final = schemas.chunk(cid, created, model, {}, FINISH_REASONS[done.stats.finish_reason])
-            if sources is not None:
-                final["hearth_sources"] = sources.items
-            yield _sse(final)
-            if include_usage:
-                tail = schemas.chunk(cid, created, model, {})
-                tail["choices"] = []
-                tail["usage"] = schemas.usage(done.stats.prompt_tokens, done.stats.completion_tokens)
-                yield _sse(tail)
+            async for item in outcomes(ticket):
+                if isinstance(item, str):
+                    yield _sse(schemas.chunk(cid, created, model, {"content": item}))
+                    continue
+                count_passages(request, item)
+                final = schemas.chunk(cid, created, model, {}, FINISH_REASONS[item.stats.finish_reason])
+                if item.sources is not None:
+                    final["hearth_sources"] = item.sources
+                yield _sse(final)
+                if include_usage:
+                    tail = schemas.chunk(cid, created, model, {})
+                    tail["choices"] = []
+                    tail["usage"] = schemas.usage(item.stats.prompt_tokens, item.stats.completion_tokens)
+                    yield _sse(tail)
+        except ApiError as error:
+            yield _sse(error.body())
         yield "data: [DONE]\n\n"
     finally:
         ticket.cancel()

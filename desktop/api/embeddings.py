@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from desktop.api.errors import ApiError
+from desktop.api.queue import JobFailed, WorkerStopped
 from desktop.api.schemas import MAX_EMBEDDING_INPUTS, EmbeddingRequest
+
+if TYPE_CHECKING:
+    from desktop.api.app import ApiState
 
 EMBEDDING_MODEL = "all-minilm-l6-v2"
 DIMENSIONS = 384
@@ -51,6 +55,27 @@ def default_embedder() -> Embedder:
 
     ensure_offline()
     return MiniLM()
+
+
+async def run(state: ApiState, texts: list[str]) -> tuple[list[list[float]], int]:
+    """Vectors and the token count for `texts`, on the embeddings worker (the OpenAI and Ollama routes)."""
+    from desktop.api.chat import submit
+
+    def work() -> Iterator[tuple[list[list[float]], int]]:
+        embedder = state.embedder()
+        yield embedder.embed(texts), embedder.count_tokens(texts)
+
+    ticket = submit(state.embed_worker, work, "the embedder is busy; retry later")
+    try:
+        async for vectors, tokens in ticket:
+            return vectors, tokens
+    except JobFailed:
+        raise ApiError(500, "the embedder failed (see the server log)", "internal_error") from None
+    except WorkerStopped:
+        pass
+    finally:
+        ticket.cancel()
+    raise ApiError(503, "the server is shutting down", "server_stopping")
 
 
 def inputs_of(req: EmbeddingRequest) -> list[str]:

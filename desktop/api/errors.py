@@ -1,6 +1,7 @@
 """OpenAI-style error bodies, so clients written for OpenAI show Hearth's errors the way they show OpenAI's.
 
-Every failure the API reports has the shape `{"error": {"message", "type", "param", "code"}}`. Handlers raise
+Every failure the API reports has the shape `{"error": {"message", "type", "param", "code"}}`, except on the
+Ollama endpoints (`/api/...`), which answer Ollama's `{"error": "message"}`. Handlers raise
 `ApiError`; the ASGI middlewares (which run outside FastAPI) send the same body with `send_error`, and
 `QuietErrors` keeps unexpected exceptions' messages out of the log.
 Messages never contain request content: they name the field and the limit, not the value.
@@ -51,7 +52,10 @@ class ApiError(Exception):
         self.param = param
         self.headers = headers or {}
 
-    def body(self) -> dict[str, Any]:
+    def body(self, ollama: bool = False) -> dict[str, Any]:
+        """OpenAI's shape; Ollama's (`{"error": "message"}`) for its endpoints, which its clients parse."""
+        if ollama:
+            return {"error": self.message}
         return error_body(self.status, self.message, self.code, self.param)
 
 
@@ -60,9 +64,9 @@ def error_body(status: int, message: str, code: str | None = None, param: str | 
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-async def send_error(send: Send, error: ApiError) -> None:
+async def send_error(send: Send, error: ApiError, ollama: bool = False) -> None:
     """Send error as a complete JSON response from raw ASGI code (middlewares)."""
-    payload = json.dumps(error.body()).encode("utf-8")
+    payload = json.dumps(error.body(ollama)).encode("utf-8")
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})

@@ -6,16 +6,19 @@ Checks, in the order the middleware applies them (cheapest and least revealing f
    Host, so refusing non-loopback names closes that door even before the token check.
 2. A browser `Origin` that the user has not allowed gets 403; allowed origins get CORS headers (Starlette's
    CORSMiddleware, added by the app factory). No origin is allowed by default.
-3. Bearer token, compared in constant time, else 401. The token lives in the encrypted store's settings,
-   created on first use; `hearth api-token` prints it, `--rotate` replaces it.
+3. Bearer token of a named client (storage/clients.py), checked by the `ClientGate` against the store as it
+   is now, else 401. Without a token, only the Ollama endpoints in `TOKENLESS_PATHS`, and only while the
+   user has turned tokenless Ollama access on; such requests get the chat and embeddings scopes and the
+   base model. Scopes are enforced by each route (`require`), since only it knows what a request reaches.
 4. Request body above `max_body_bytes`, else 413 — checked on Content-Length and again while reading, so
    a chunked upload cannot get around it. The body is buffered (it is small by construction) and replayed.
+After the response, the access log gets the client, the endpoint and the number of passages returned
+(MCP tool calls are logged by the tools themselves, one entry per call).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,35 +27,36 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from desktop.api.errors import ApiError, send_error
 
 if TYPE_CHECKING:
-    from storage.store import Store
+    from fastapi import Request
 
-TOKEN_SETTING = "api.token"
-TOKEN_PREFIX = "hearth-"
+    from desktop.api.gate import ClientGate
+    from storage.clients import Client
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+# Ollama endpoints a tokenless request may reach when the user allows it: listing, chat and embeddings.
+TOKENLESS_PATHS = frozenset(
+    {"/api/version", "/api/tags", "/api/show", "/api/ps", "/api/chat", "/api/generate", "/api/embed", "/api/embeddings"}
+)
+OLLAMA_PREFIX = "/api/"
+MCP_PATH = "/mcp"
 
 
-# --- the token ---------------------------------------------------------------------------------------
+def client_of(request: Request) -> Client:
+    """The client the middleware authenticated for this request."""
+    return request.scope["state"]["hearth_client"]
 
 
-def api_token(store: Store) -> str:
-    """The API token, created (and saved in the encrypted store) on first use."""
-    token = store.settings.get(TOKEN_SETTING)
-    if not isinstance(token, str) or not token:
-        token = rotate_api_token(store)
-    return token
-
-
-def rotate_api_token(store: Store) -> str:
-    """Replace the token; clients holding the old one get 401 from a server started afterwards."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    store.settings.set(TOKEN_SETTING, token)
-    return token
-
-
-def token_matches(presented: str, expected: str) -> bool:
-    """Constant-time comparison, so response timing does not reveal how much of a guess was right."""
-    return secrets.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+def require(request: Request, scope: str) -> Client:
+    """403 unless this request's client holds `scope`."""
+    client = client_of(request)
+    if not client.allows(scope):
+        raise ApiError(
+            403,
+            f"the client {client.name!r} lacks the {scope!r} scope (`hearth clients add NAME --scopes {scope}`)",
+            "insufficient_scope",
+        )
+    return client
 
 
 # --- host names --------------------------------------------------------------------------------------
@@ -92,24 +96,25 @@ def host_allowed(host_header: str, port: int) -> bool:
 
 
 class SecurityMiddleware:
-    """Host, origin, token and size checks for every HTTP request, before any route runs.
+    """Host, origin, client and size checks for every HTTP request, before any route runs; then the log.
 
-    `token` is a callable so a running server picks up a rotated token without a restart.
-    `cors_app` is the app wrapped in CORS (when origins are allowed); preflight requests go there
-    without a token, because browsers never send credentials on a preflight.
+    `gate` re-reads the clients from the store as they change, so a rotated or revoked token takes effect
+    on the next request, also when another process changed it.
+    Preflight requests (when origins are allowed) go to the CORS layer without a token, because browsers
+    never send credentials on a preflight.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         port: Callable[[], int],
-        token: Callable[[], str],
+        gate: ClientGate,
         allowed_origins: tuple[str, ...] = (),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.app = app
         self.port = port
-        self.token = token
+        self.gate = gate
         self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
         self.max_body_bytes = max_body_bytes
 
@@ -118,23 +123,28 @@ class SecurityMiddleware:
             if scope["type"] == "lifespan":
                 await self.app(scope, receive, send)
             return  # no websockets
+        ollama = scope["path"].startswith(OLLAMA_PREFIX)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         error = self._check_headers(scope, headers)
         if error is not None:
-            await send_error(send, error)
+            await send_error(send, error, ollama)
             return
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             await self.app(scope, receive, send)  # CORS preflight, origin already checked
             return
-        error = self._check_token(headers)
+        client, error = await self._check_client(scope["path"], headers)
         if error is not None:
-            await send_error(send, error)
+            await send_error(send, error, ollama)
             return
         body, error = await self._read_body(headers, receive)
         if error is not None:
-            await send_error(send, error)
+            await send_error(send, error, ollama)
             return
+        state = scope.setdefault("state", {})
+        state["hearth_client"] = client
         await self.app(scope, _replay(body, receive), send)
+        if scope["path"] != MCP_PATH:
+            self.gate.record(client.name, f"{scope['method']} {scope['path']}", state.get("hearth_passages", 0))
 
     def _check_headers(self, scope: Scope, headers: dict[str, str]) -> ApiError | None:
         if not host_allowed(headers.get("host", ""), self.port()):
@@ -148,19 +158,23 @@ class SecurityMiddleware:
             )
         return None
 
-    def _check_token(self, headers: dict[str, str]) -> ApiError | None:
+    async def _check_client(self, path: str, headers: dict[str, str]) -> tuple[Client, None] | tuple[None, ApiError]:
         challenge = {"WWW-Authenticate": "Bearer"}
         scheme, _, presented = headers.get("authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
-            return ApiError(
+            tokenless = await self.gate.resolve(None) if path in TOKENLESS_PATHS else None
+            if tokenless is not None:
+                return tokenless, None
+            return None, ApiError(
                 401,
-                "You didn't provide an API key. Send 'Authorization: Bearer <token>'; `hearth api-token` prints it.",
+                "You didn't provide an API key. Send 'Authorization: Bearer <token>'; `hearth api-token` makes one.",
                 "missing_api_key",
                 headers=challenge,
             )
-        if not token_matches(presented.strip(), self.token()):
-            return ApiError(401, "Incorrect API key provided.", "invalid_api_key", headers=challenge)
-        return None
+        client = await self.gate.resolve(presented.strip())
+        if client is None:
+            return None, ApiError(401, "Incorrect API key provided.", "invalid_api_key", headers=challenge)
+        return client, None
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> tuple[bytes, ApiError | None]:
         too_large = ApiError(

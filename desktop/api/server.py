@@ -12,7 +12,8 @@ import time
 from typing import TYPE_CHECKING
 
 from desktop.api.app import ApiConfig, ApiState, Backend, create_app
-from desktop.api.security import api_token, check_bind_host
+from desktop.api.gate import ClientGate
+from desktop.api.security import check_bind_host
 from storage.errors import KnownError
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class ApiServer:
     def __init__(
         self,
         backend: Backend,
-        token: str,
+        gate: ClientGate,
         config: ApiConfig | None = None,
         port: int = DEFAULT_PORT,
         host: str = "127.0.0.1",
@@ -38,33 +39,29 @@ class ApiServer:
         except ValueError as exc:
             raise KnownError(str(exc)) from None
         self.requested_port = port
-        self.state = ApiState(config or ApiConfig(), backend, token)
+        self.state = ApiState(config or ApiConfig(), backend, gate)
         self._server = None
         self._thread: threading.Thread | None = None
 
     @classmethod
     def from_services(cls, services: Services, config: ApiConfig | None = None, port: int = DEFAULT_PORT) -> ApiServer:
-        """The token comes from (or is created in) the encrypted store, which must be unlocked here."""
-        token = api_token(services.store())
-        return cls(Backend(engine=services.engine, store=services.store), token, config, port)
+        """Clients and their tokens are read from the encrypted store, which must be unlocked here."""
+        gate = ClientGate(services.store().connect_again)
+        return cls(Backend(engine=services.engine, store=services.store), gate, config, port)
 
     @property
     def port(self) -> int:
         return self.state.port
 
     @property
-    def token(self) -> str:
-        return self.state.token
-
-    @token.setter
-    def token(self, value: str) -> None:
-        """A rotated token takes effect on the next request."""
-        self.state.token = value
-
-    @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        """Where Ollama clients point (`/api/...` lives under it) and `/mcp` is served."""
+        return self.base_url.removesuffix("/v1")
 
     @property
     def running(self) -> bool:
@@ -79,7 +76,7 @@ class ApiServer:
             create_app(self.state),
             log_level="warning",
             access_log=False,  # paths only, but a local API has no need for a request log
-            lifespan="off",
+            lifespan="on",  # runs the MCP session manager's task group
             timeout_graceful_shutdown=5,
             server_header=False,
         )
@@ -125,3 +122,4 @@ class ApiServer:
             self._thread.join(15)
             self._thread = None
         self._server = None
+        self.state.gate.close()  # after uvicorn finished its last requests, which still log their access

@@ -15,7 +15,7 @@ import sys
 from storage.errors import KnownError
 from storage.offline import ensure_offline
 
-GROUPS = ["chat", "models", "doctor", "store", "docs", "personalize", "serve"]
+GROUPS = ["chat", "models", "doctor", "store", "docs", "personalize", "serve", "clients", "mcp"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`hearth serve` (the local OpenAI-compatible API) and `hearth api-token`."""
+"""`hearth serve` (the local OpenAI- and Ollama-compatible API and MCP) and `hearth api-token`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from desktop.services import Services
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser("serve", help="serve the local OpenAI-compatible API on 127.0.0.1")
+    serve = sub.add_parser("serve", help="serve the local OpenAI- and Ollama-compatible API and MCP on 127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
     serve.add_argument(
         "--allow-origin",
@@ -23,15 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-tokens-cap", type=int, default=1024, help="upper bound for a request's max_tokens")
     serve.set_defaults(func=serve_command)
 
-    token = sub.add_parser("api-token", help="print the local API's bearer token (created on first use)")
-    token.add_argument("--rotate", action="store_true", help="replace the token; clients need the new one")
+    token = sub.add_parser("api-token", help="make the default API client's token and print it (shown once)")
+    token.add_argument(
+        "--rotate", action="store_true", help="replace the default client's token; the old one stops working at once"
+    )
     token.set_defaults(func=token_command)
 
 
 def serve_command(args: argparse.Namespace, services: Services) -> int:
-    from desktop.engine import models
     from desktop.api.app import ApiConfig
     from desktop.api.server import ApiServer
+    from desktop.engine import models
     from storage.errors import KnownError
 
     if not 0 <= args.port <= 65535:
@@ -51,7 +53,12 @@ def serve_command(args: argparse.Namespace, services: Services) -> int:
     # SIGTERM (service managers, tests) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     print(f"Hearth API listening on {server.base_url} (model {model.name}, alias 'hearth')", flush=True)
-    print("Clients need the bearer token from `hearth api-token`. Ctrl-C stops.", file=sys.stderr, flush=True)
+    print(
+        f"Ollama API at {server.root_url}, MCP at {server.root_url}/mcp. Clients need a token from "
+        "`hearth api-token` or `hearth clients add`. Ctrl-C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         while not server.wait(0.5):
             pass
@@ -63,8 +70,14 @@ def serve_command(args: argparse.Namespace, services: Services) -> int:
 
 
 def token_command(args: argparse.Namespace, services: Services) -> int:
-    from desktop.api.security import api_token, rotate_api_token
+    from storage.clients import DEFAULT_CLIENT, Clients
+    from storage.errors import KnownError
 
-    store = services.store()
-    print(rotate_api_token(store) if args.rotate else api_token(store))
+    token = Clients(services.store().settings).default_token(rotate=args.rotate)
+    if token is None:
+        raise KnownError(
+            f"the {DEFAULT_CLIENT!r} client's token was shown when it was made and is kept only as a hash; "
+            "`hearth api-token --rotate` makes a new one"
+        )
+    print(token)
     return 0

@@ -173,6 +173,7 @@ class ApiPanel(QWidget):
         self.token = QLineEdit()
         self.token.setReadOnly(True)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("shown once, when made (kept only as a hash): New token makes another")
         show = QPushButton("Show")
         show.setCheckable(True)
         show.toggled.connect(

@@ -529,31 +529,33 @@ class ChatSession(QObject):
             self.api_worker.submit(self._stop_api, on_done=self.api_did_change.emit, on_error=self._fail)
 
     def rotate_api_token(self) -> None:
-        def task() -> str:
-            from desktop.api.security import rotate_api_token
+        def task() -> str | None:
+            from storage.clients import Clients
 
-            return rotate_api_token(self._store())
+            return Clients(self._store().settings).default_token(rotate=True)
 
-        def done(token: str) -> None:
-            if self._api is not None:
-                self._api.token = token
-            self.api_did_change.emit(self._api_state(token))
+        def done(token: str | None) -> None:
+            self.api_did_change.emit(self._api_state(token))  # the running server sees it on its next request
 
         self.store_worker.submit(task, on_done=done, on_error=self._fail)
 
-    def _api_token(self) -> str:
-        from desktop.api.security import api_token
+    def _api_token(self) -> str | None:
+        """The default client's token when made now (first use); None once made (only its hash is kept)."""
+        from storage.clients import Clients
 
-        return api_token(self._store())
+        return Clients(self._store().settings).default_token()
 
-    def _start_api(self, token: str) -> None:
+    def _start_api(self, token: str | None) -> None:
         def task() -> dict[str, Any]:
             from desktop.api.app import Backend
+            from desktop.api.gate import ClientGate
             from desktop.api.server import ApiServer
 
             if self._api is None or not self._api.running:
-                store = StoreProxy(self.store_worker, self._store())
-                self._api = ApiServer(Backend(engine=self._loaded_engine, store=lambda: store), token)
+                real = self._store()
+                store = StoreProxy(self.store_worker, real)
+                gate = ClientGate(real.connect_again)
+                self._api = ApiServer(Backend(engine=self._loaded_engine, store=lambda: store), gate)
                 self._api.start()
             return self._api_state(token)
 
@@ -565,7 +567,7 @@ class ChatSession(QObject):
             self._api = None
         return {"running": False}
 
-    def _api_state(self, token: str) -> dict[str, Any]:
+    def _api_state(self, token: str | None) -> dict[str, Any]:
         if self._api is None:
             return {"running": False}
         return {"running": self._api.running, "url": self._api.base_url, "token": token}

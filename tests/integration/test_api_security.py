@@ -8,8 +8,9 @@ import socket
 import httpx
 import pytest
 
-from desktop.api.security import api_token, check_bind_host, host_allowed, rotate_api_token
+from desktop.api.security import check_bind_host, host_allowed
 from desktop.api.server import ApiServer
+from storage.clients import DEFAULT_CLIENT, Clients
 
 
 def _client(server: ApiServer, token: str | None = "server", **headers: str) -> httpx.Client:
@@ -29,13 +30,24 @@ def _error(response: httpx.Response, status: int) -> dict:
     return error
 
 
-def test_token_is_created_once_kept_encrypted_and_rotatable(store) -> None:
-    token = api_token(store)
-    assert token.startswith("hearth-") and len(token) > 40
-    assert api_token(store) == token
-    rotated = rotate_api_token(store)
-    assert rotated != token and api_token(store) == rotated
-    assert token.encode() not in store.path.read_bytes()  # the settings table is inside the encrypted file
+def test_default_token_is_shown_once_kept_only_as_a_hash_and_rotatable(store) -> None:
+    clients = Clients(store.settings)
+    token = clients.default_token()
+    assert token is not None and token.startswith("hearth-") and len(token) > 40
+    assert clients.default_token() is None  # only its hash is kept, so it cannot be shown again
+    rotated = clients.default_token(rotate=True)
+    assert rotated is not None and rotated != token
+    settings = {key: store.settings.get(key) for key in store.settings.keys()}
+    assert token not in str(settings) and rotated not in str(settings)  # no plaintext, even inside the store
+    assert clients.get(DEFAULT_CLIENT).token_hash in str(settings)
+
+
+def test_a_legacy_plaintext_token_keeps_working_and_is_hashed(store) -> None:
+    store.settings.set("api.token", "hearth-legacy-token")
+    clients = Clients(store.settings)
+    assert clients.default_token() == "hearth-legacy-token"  # printed this one last time
+    assert store.settings.get("api.token") is None
+    assert clients.default_token() is None
 
 
 def test_missing_or_wrong_token_is_401(api_server) -> None:
@@ -56,10 +68,12 @@ def test_missing_or_wrong_token_is_401(api_server) -> None:
 def test_rotated_token_takes_effect_on_a_running_server(api_server, store) -> None:
     server = api_server()
     old = server.token
-    server.token = rotate_api_token(store)
+    with _client(server, token=old) as client:
+        assert client.get("/models").status_code == 200
+    new = Clients(store.settings).rotate(DEFAULT_CLIENT)  # another connection, as `hearth api-token --rotate`
     with _client(server, token=old) as client:
         _error(client.get("/models"), 401)
-    with _client(server) as client:
+    with _client(server, token=new) as client:
         assert client.get("/models").status_code == 200
 
 
