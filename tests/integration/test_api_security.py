@@ -37,9 +37,9 @@ def test_default_token_is_shown_once_kept_only_as_a_hash_and_rotatable(store) ->
     assert clients.default_token() is None  # only its hash is kept, so it cannot be shown again
     rotated = clients.default_token(rotate=True)
     assert rotated is not None and rotated != token
-    settings = {key: store.settings.get(key) for key in store.settings.keys()}
-    assert token not in str(settings) and rotated not in str(settings)  # no plaintext, even inside the store
-    assert clients.get(DEFAULT_CLIENT).token_hash in str(settings)
+    settings = str(store.db.execute("SELECT key, value FROM settings").fetchall())
+    assert token not in settings and rotated not in settings  # no plaintext, even inside the encrypted store
+    assert clients.get(DEFAULT_CLIENT).token_hash in settings
 
 
 def test_a_legacy_plaintext_token_keeps_working_and_is_hashed(store) -> None:
