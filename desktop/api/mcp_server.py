@@ -98,15 +98,16 @@ def build(library: Library, identify: Identify) -> MCPServer:
         return {"messages": await run(ctx, "search_chats", library.search_chats, query, k)}
 
     async def hide_forbidden_tools(ctx: Any, call_next: Any) -> Any:
+        """`tools/list` shows a client only the tools its scopes allow (the result is the wire dict here)."""
         result = await call_next(ctx)
-        if ctx.method == "tools/list" and hasattr(result, "tools"):
-            try:
-                client = await library.call(identify, ctx.request, library)
-            except ToolError:
-                return result.model_copy(update={"tools": []})
-            allowed = [t for t in result.tools if client.allows(TOOL_SCOPES.get(t.name, "documents"))]
-            return result.model_copy(update={"tools": allowed})
-        return result
+        if ctx.method != "tools/list" or not isinstance(result, dict):
+            return result
+        try:
+            client = await library.call(identify, ctx.request, library)
+        except ToolError:
+            return {**result, "tools": []}
+        allowed = [t for t in result.get("tools", []) if client.allows(TOOL_SCOPES.get(t.get("name"), "documents"))]
+        return {**result, "tools": allowed}
 
     server.middleware.append(hide_forbidden_tools)
     return server
