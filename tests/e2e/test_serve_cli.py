@@ -20,16 +20,17 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).parents[2]
 
 
-def test_api_token_is_stable_until_rotated(hearth: Cli, store: Store) -> None:
+def test_api_token_is_shown_once_then_only_rotated(hearth: Cli, store: Store) -> None:
     store.close()
     first = hearth("api-token")
     assert first.returncode == 0, first.stderr
     token = first.stdout.strip()
     assert token.startswith("hearth-")
-    assert hearth("api-token").stdout.strip() == token
+    again = hearth("api-token")
+    assert again.returncode == 1 and again.stdout == ""
+    assert "kept only as a hash" in again.stderr and "--rotate" in again.stderr
     rotated = hearth("api-token", "--rotate").stdout.strip()
     assert rotated.startswith("hearth-") and rotated != token
-    assert hearth("api-token").stdout.strip() == rotated
 
 
 def test_serve_answers_a_request_and_stops_on_sigterm(hearth: Cli, store: Store) -> None:
@@ -68,6 +69,42 @@ def test_serve_answers_a_request_and_stops_on_sigterm(hearth: Cli, store: Store)
             server.kill()
             server.wait()
     assert token not in server.stderr.read()  # the token is never logged
+
+
+def test_revoked_and_rotated_tokens_get_401_from_an_already_running_serve(hearth: Cli, store: Store) -> None:
+    store.close()
+    editor = hearth("clients", "add", "editor", "--scopes", "chat").stdout.strip()
+    default = hearth("api-token").stdout.strip()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "desktop.cli", "--threads", "1", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", server.stdout.readline())
+        assert match, server.stderr.read() if server.poll() is not None else ""
+        root = match.group(1)
+
+        def status(token: str, path: str = "/api/tags") -> int:
+            return httpx.get(f"{root}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60).status_code
+
+        assert status(editor) == 200 and status(default, "/v1/models") == 200
+        assert hearth("clients", "revoke", "editor").returncode == 0
+        assert status(editor) == 401  # the next request, no restart
+        rotated = hearth("api-token", "--rotate").stdout.strip()
+        assert status(default, "/v1/models") == 401 and status(rotated, "/v1/models") == 200
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    log = hearth("clients", "log").stdout
+    assert "editor" in log and "GET /api/tags" in log and "GET /v1/models" in log
 
 
 def test_serve_refuses_a_bad_port(hearth: Cli, store: Store) -> None:
