@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "transformers", "sentence_transformers", "peft", "PySide6")
+HEAVY = ("torch", "transformers", "sentence_transformers", "peft", "PySide6", "mcp", "fastapi")
 
 
 def _imports(package: str) -> set[tuple[str, str]]:
