@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +292,10 @@ class ChatSession(QObject):
 
     def store_custody(self, on_done: Any) -> None:
         self.store_worker.submit(lambda: self._store().custody, on_done=on_done, on_error=self._fail)
+
+    def with_store(self, task: Callable[[Any], Any], on_done: Any) -> None:
+        """Run task(store) on the store worker, its result to on_done on the GUI thread (views' own queries)."""
+        self.store_worker.submit(lambda: task(self._store()), on_done=on_done, on_error=self._fail)
 
     # -- engine ---------------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui.chat_view import ChatView, Composer, MessageWidget, PaletteWatcher
+from desktop.ui.clients_view import ClientsPanel
 from desktop.ui.dialogs import ApiPanel, PersonaDialog, SettingsDialog, UnlockDialog, WelcomePage
 from desktop.ui.docs_view import DocumentsView
 from desktop.ui.personalize_view import PersonalizeView
@@ -460,6 +461,8 @@ class MainWindow(QMainWindow):
         panel = ApiPanel(self._api_state)
         panel.api_will_toggle.connect(self.session.set_api)
         panel.token_will_rotate.connect(self.session.rotate_api_token)
+        self.clients_panel = ClientsPanel(self.session.with_store)
+        panel.layout().addRow(self.clients_panel)
         self.api_panel = panel
         return panel
 
