@@ -135,25 +135,22 @@ def vector_ranking(matrix, owners: list[str], qvecs) -> list[list[str]]:  # type
     return out
 
 
-def latency(n_chunks: int, words: Counter, queries: list[str], qvecs) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def fill_synthetic(store, n_chunks: int, words: Counter) -> int:  # type: ignore[no-untyped-def]
+    """Write n_chunks synthetic chunks (Zipf-sampled `words`, random unit vectors) into `store`; returns how many
+    (also used by bench/api.py for its MCP search latency)."""
     import numpy as np
 
     from storage.chunking import Chunk
     from storage.documents import Documents
     from storage.embeddings import DIM, MODEL_NAME, to_blob
     from storage.parsers.model import ParsedDoc, Section
-    from storage.search import Searcher
-    from storage.store import Store
 
-    os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-latency-")
-    store = Store.open()
     docs = Documents(lambda: store.db)
     rng = np.random.default_rng(0)
     vocab = list(words)
     weights = np.array([words[w] for w in vocab], dtype=np.float64)
     weights /= weights.sum()
     per_file = 200
-    start = time.perf_counter()
     for f in range(n_chunks // per_file):
         picks = rng.choice(len(vocab), size=(per_file, 150), p=weights)
         chunks = [
@@ -166,6 +163,17 @@ def latency(n_chunks: int, words: Counter, queries: list[str], qvecs) -> dict[st
         vecs = rng.standard_normal((len(ids), DIM)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         docs.add_vectors(MODEL_NAME, [(i, to_blob(v)) for i, v in zip(ids, vecs, strict=True)])
+    return n_chunks // per_file * per_file
+
+
+def latency(n_chunks: int, words: Counter, queries: list[str], qvecs) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from storage.search import Searcher
+    from storage.store import Store
+
+    os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-latency-")
+    store = Store.open()
+    start = time.perf_counter()
+    written = fill_synthetic(store, n_chunks, words)
     build_s = time.perf_counter() - start
     searcher = Searcher(lambda: store.db)
     t = time.perf_counter()
@@ -184,7 +192,7 @@ def latency(n_chunks: int, words: Counter, queries: list[str], qvecs) -> dict[st
         "cold_s": cold_s,
         "p50_ms": 1000 * statistics.median(times),
         "p95_ms": 1000 * times[int(0.95 * (len(times) - 1))],
-        "n": n_chunks // per_file * per_file,
+        "n": written,
     }
 
 
