@@ -115,10 +115,13 @@ def prepare(state: ApiState, req: ChatCompletionRequest, client: Client) -> tupl
 
 def _check_scopes(req: ChatCompletionRequest, client: Client) -> None:
     """Grounding reads the documents and saving writes the history: each needs its own scope."""
-    for wanted, scope in ((req.hearth_docs, "documents"), (req.hearth_save, "chats")):
+    for field_name, wanted, scope in (
+        ("hearth_docs", req.hearth_docs, "documents"),
+        ("hearth_save", req.hearth_save, "chats"),
+    ):
         if wanted and not client.allows(scope):
             raise ApiError(
-                403, f"the client {client.name!r} lacks the {scope!r} scope", "insufficient_scope", f"hearth_{scope}"
+                403, f"the client {client.name!r} lacks the {scope!r} scope", "insufficient_scope", field_name
             )
     if client.base_model_only and req.hearth_adapter not in (None, "off"):
         raise ApiError(403, "tokenless requests get the base model only", "insufficient_scope", "model")

@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -217,7 +218,7 @@ def add_routes(app: FastAPI, state: ApiState) -> None:
         client = client_of(request)
         entries = [_file_entry(name, model_path) for name in chat_models()] if model_path else []
         if entries and await _personal_active(state, client):
-            entries.append({**_file_entry(PERSONAL, model_path), "name": PERSONAL, "model": PERSONAL})
+            entries.append(_file_entry(PERSONAL, model_path))
         entries.append(_embedding_entry())
         return {"models": entries}
 
@@ -315,8 +316,6 @@ def _loaded(model: str, body: dict[str, Any]) -> JSONResponse:
 
 
 def _now_ns() -> int:
-    import time
-
     return time.perf_counter_ns()
 
 
@@ -359,10 +358,10 @@ async def _generate(
     req = _openai_request(model, adapter, messages, options, stream, state.config.max_tokens_cap)
     turn, params = chat.prepare(state, req, client_of(request))
     o = options or Options()
+    if o.num_predict == 0:  # nothing to generate (validated first, like any request)
+        return _loaded(model, _piece(kind, ""))
     extra = {k: v for k, v in (("top_k", o.top_k), ("repeat_penalty", o.repeat_penalty)) if v is not None}
     params = dataclasses.replace(params, **extra)
-    if req.max_tokens == 0:  # num_predict 0: nothing to generate
-        return _loaded(model, _piece(kind, ""))
     ticket = chat.submit(state.chat_worker, chat.job(state, req, turn, params))
     started = _now_ns()
     if stream:

@@ -179,7 +179,7 @@ def test_scopes_are_enforced_per_endpoint(api_server, store) -> None:
     with _http(server, token=chatter) as http:
         assert http.post("/api/embed", json={"model": "all-minilm", "input": "x"}).status_code == 403
         grounded = {"model": "hearth", "messages": QUESTION, "hearth_docs": True}
-        assert http.post("/v1/chat/completions", json=grounded).json()["error"]["param"] == "hearth_documents"
+        assert http.post("/v1/chat/completions", json=grounded).json()["error"]["param"] == "hearth_docs"
 
 
 def test_tokenless_ollama_is_off_by_default_and_base_model_only_when_on(api_server, store, engine) -> None:
@@ -217,3 +217,54 @@ def test_the_access_log_records_client_endpoint_and_passages_never_content(api_s
     ]
     rows = store.db.execute("SELECT * FROM api_access").fetchall()
     assert secret not in str(rows) and server.token not in str(rows)
+
+
+# --- the personal adapter as its own model name ------------------------------------------------------------
+
+
+def _random_adapter(store) -> str:
+    """A real GGUF LoRA adapter on the bundled model's v projections (random, strong enough to change the
+    greedy answer), registered and made active the way a finished personalization run does."""
+    import numpy as np
+
+    from personalize import base, export_gguf
+    from personalize.registry import AdapterRecord, Registry, new_id
+
+    info = base.inspect(base.bundled_gguf())
+    rng = np.random.default_rng(0)
+    n_embd, head_dim = 576, 64  # SmolLM2-135M: 9 heads, 3 KV heads of 64
+    state = {}
+    for layer in range(info.n_layer):
+        prefix = f"base_model.model.model.layers.{layer}.self_attn.v_proj"
+        state[f"{prefix}.lora_A.weight"] = rng.standard_normal((8, n_embd)).astype(np.float32) * 0.5
+        state[f"{prefix}.lora_B.weight"] = rng.standard_normal((info.n_head_kv * head_dim, 8)).astype(np.float32)
+    gguf = export_gguf.to_gguf(state, 16.0, info)
+    registry = Registry(store)
+    record = AdapterRecord(new_id(), "2026-01-01T00:00:00Z", info.sha256, 10.0, 9.0, 1000, 10)
+    registry.add(gguf, {}, record)
+    registry.set_active(record.id)
+    return record.id
+
+
+def test_hearth_personal_is_the_active_adapter_and_hearth_stays_the_base(api_server, store, engine) -> None:
+    server = api_server(engine=engine)
+    client = _client(server)
+    base_answer = client.chat(model="hearth", messages=QUESTION, options=GREEDY).message.content
+    _random_adapter(store)
+    try:
+        assert "hearth:personal" in [m.model for m in client.list().models]
+        assert client.show("hearth:personal").capabilities == ["completion"]
+        personal = client.chat(model="hearth:personal", messages=QUESTION, options=GREEDY).message.content
+        assert personal != base_answer
+        assert client.chat(model="hearth", messages=QUESTION, options=GREEDY).message.content == base_answer
+        Clients(store.settings).set_ollama_tokenless(True)
+        with _http(server, token=None) as tokenless:
+            names = [m["name"] for m in tokenless.get("/api/tags").json()["models"]]
+            assert "hearth:personal" not in names
+            refused = tokenless.post("/api/chat", json={"model": "hearth:personal", "messages": QUESTION})
+            assert refused.status_code == 404
+    finally:
+        from personalize.registry import Registry
+
+        Registry(store).set_active(None)
+        engine.use_adapter(None)  # the session's shared engine goes back to the base model
