@@ -97,4 +97,5 @@ class QuietErrors:
             frames = "".join(traceback.format_tb(exc.__traceback__))
             log.error("API request failed with %s\n%s", type(exc).__name__, frames)
             if scope["type"] == "http" and not started:
-                await send_error(send, ApiError(500, "internal server error (see the server log)", "internal_error"))
+                error = ApiError(500, "internal server error (see the server log)", "internal_error")
+                await send_error(send, error, ollama=scope["path"].startswith("/api/"))

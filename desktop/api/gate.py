@@ -5,7 +5,8 @@ waits for a generation that holds the store, and never shares a connection acros
 the clients whenever the database changed since the last request (`PRAGMA data_version`, which moves on
 any other connection's commit, another process's included), so `hearth clients revoke` or
 `hearth api-token --rotate` takes effect on a running `hearth serve` at the next request, at the cost of
-one pragma per request while nothing changes.
+one pragma per request while nothing changes. If `hearth rekey` replaced the database file, the gate
+reopens it (an open connection would keep reading the old file and miss later revocations).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlite_utils import Database
 
 from storage import clients as clients_mod
+from storage import paths
 from storage.access_log import AccessLog
 from storage.clients import Client
 
@@ -38,6 +40,7 @@ class ClientGate:
         self._version: int | None = None
         self._clients: dict[str, Client] = {}
         self._tokenless = False
+        self._inode: int | None = None
 
     async def resolve(self, presented: str | None) -> Client | None:
         """The client a request comes from: its token's; for no token, the tokenless Ollama client when the
@@ -53,9 +56,14 @@ class ClientGate:
     def _database(self) -> Database:
         if self._db is None:
             self._db = Database(self._connect(), execute_plugins=False)
+            self._inode = _inode()
         return self._db
 
     def _refresh(self) -> None:
+        if self._db is not None and _inode() != self._inode:
+            # `hearth rekey` replaced the file: this connection would keep reading the old one.
+            self._db.conn.close()
+            self._db, self._version = None, None
         db = self._database()
         version = db.execute("PRAGMA data_version").fetchone()[0]
         if version == self._version:
@@ -99,3 +107,10 @@ class ClientGate:
         except RuntimeError:  # closed already
             return
         self._executor.shutdown(wait=True)
+
+
+def _inode() -> int | None:
+    try:
+        return paths.database().stat().st_ino
+    except OSError:
+        return None

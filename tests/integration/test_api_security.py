@@ -77,6 +77,19 @@ def test_rotated_token_takes_effect_on_a_running_server(api_server, store) -> No
         assert client.get("/models").status_code == 200
 
 
+def test_revocation_still_reaches_a_running_server_after_a_rekey(api_server, store) -> None:
+    server = api_server()
+    token = Clients(store.settings).add("editor", frozenset({"chat"}))
+    with _client(server, token=token) as client:
+        assert client.get("/models").status_code == 200
+    store.rekey()  # replaces the database file under the server's own connection
+    Clients(store.settings).revoke("editor")
+    with _client(server, token=token) as client:
+        _error(client.get("/models"), 401)
+    with _client(server) as client:
+        assert client.get("/models").status_code == 200
+
+
 @pytest.mark.parametrize(
     "host",
     [
