@@ -72,7 +72,10 @@ def list_command(args: argparse.Namespace, services: Services) -> int:
     store = services.store()
     registry = Clients(store.settings)
     last = AccessLog(lambda: store.db).last_use()
-    for client in registry.list():
+    listed = registry.list()
+    if not listed:
+        print("no API clients yet: `hearth api-token` (all scopes) or `hearth clients add NAME --scopes ...`")
+    for client in listed:
         scopes = ",".join(sorted(client.scopes))
         print(f"{client.name:<20} {scopes:<32} last use {last.get(client.name, 'never')}")
     if registry.ollama_tokenless:
