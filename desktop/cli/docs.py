@@ -1,7 +1,7 @@
 """`hearth add`, `hearth docs`, `hearth forget`, `hearth search`: the user's documents from the command line.
 
 `add` indexes files (keyword-searchable as each commits), then embeds them; a progress bar goes to stderr,
-a summary with a reason for every failed file to stdout. Ctrl-C stops cleanly between files or batches:
+a summary with a reason for every failed file to stdout. Ctrl-C stops cleanly within a second (mid-file too):
 what was committed stays, and running `add` again resumes.
 """
 
@@ -81,7 +81,7 @@ def add_command(args: argparse.Namespace, services: Services) -> int:
         if stop["asked"]:
             raise KeyboardInterrupt
         stop["asked"] = True
-        print("\nstopping after the current file/batch (Ctrl-C again to abort)", file=sys.stderr)
+        print("\nstopping (Ctrl-C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
