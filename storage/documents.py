@@ -21,7 +21,10 @@ from sqlite_utils import Database
 from storage.chunking import Chunk
 from storage.errors import KnownError
 from storage.parsers.model import ParsedDoc
+from storage.settings import Settings
 from storage.timeutil import now
+
+FAILURES_KEY = "documents.failed"  # {path: reason} of files whose last ingest failed
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class FileRecord:
     documents: int
     chunks: int
     embedded: int
+
+    @property
+    def status(self) -> str:
+        """ "indexed" once every chunk has its vector; until then keyword search finds it already."""
+        waiting = self.chunks - self.embedded
+        return "indexed" if waiting <= 0 else f"waiting ({waiting} of {self.chunks} chunks await vectors)"
 
 
 class Documents:
@@ -92,7 +101,22 @@ class Documents:
         with self._db().atomic() as db:
             for m in matches:
                 db.execute("DELETE FROM doc_files WHERE id = ?", [m.id])
+        self.record_results({}, [m.path for m in matches])
         return [m.path for m in matches]
+
+    def failures(self) -> dict[str, str]:
+        """Files whose last attempt failed, with the reason, so listings never claim "fully indexed"."""
+        return dict(Settings(self._db).get(FAILURES_KEY, {}))
+
+    def record_results(self, failed: dict[str, str], fine: Iterable[str]) -> None:
+        """Remember this run's failures and forget those of files that now indexed (one small write)."""
+        known = self.failures()
+        before = dict(known)
+        for path in fine:
+            known.pop(path, None)
+        known.update(failed)
+        if known != before:
+            Settings(self._db).set(FAILURES_KEY, known)
 
     def forget_paths(self, paths: Iterable[str]) -> int:
         n = 0

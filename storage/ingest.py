@@ -145,6 +145,10 @@ class Ingester:
                     summary.cancelled = True
                     break
                 meter.step(current=cand.path.name)
+        self.docs.record_results(
+            {o.path: o.reason for o in summary.by_status("failed")},
+            [o.path for o in summary.outcomes if o.status != "failed"],
+        )
         if embed and not summary.cancelled:
             summary.embedded = self.embed_pending(progress, stop)
             summary.cancelled = stop() and self.docs.count_unembedded() > 0
@@ -210,6 +214,7 @@ class Ingester:
         """Forget indexed files that no longer exist on disk."""
         gone = [p for p in self.docs.paths() if not Path(p).exists()]
         self.docs.forget_paths(gone)
+        self.docs.record_results({}, [p for p in self.docs.failures() if not Path(p).exists()])
         return gone
 
 

@@ -28,6 +28,10 @@ from storage.embeddings import MODEL_NAME, Embedder, from_blobs
 
 RRF_K = 60  # the constant from Cormack et al. (2009); flattens the head so both lists get a say
 CANDIDATES = 50  # per retriever; fused then de-duplicated down to k
+# RRF weight of each retriever, and FTS5 bm25() weights of the (text, heading) columns; bench/retrieval.py
+# --levers measures alternatives on three corpora.
+FUSION_WEIGHTS = {"keyword": 1.0, "vector": 1.0}
+BM25_WEIGHTS = (1.0, 0.5)
 # FTS5 scores every row a query matches, so BM25's cost grows with the postings of common words (a word in
 # every chunk cost >100 ms at 100k chunks). Query words are taken rarest first while their summed document
 # frequencies stay within this budget; common words add little to BM25 anyway, and the vector side still
@@ -109,9 +113,9 @@ class Searcher:
             top = np.argpartition(sims, len(sims) - n)[-n:]
             semantic_ids = self._index.ids[top[np.argsort(-sims[top])]].tolist()
         fused: dict[int, float] = {}
-        for ranked in (keyword_ids, semantic_ids):
+        for ranked, weight in ((keyword_ids, FUSION_WEIGHTS["keyword"]), (semantic_ids, FUSION_WEIGHTS["vector"])):
             for rank, cid in enumerate(ranked, start=1):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+                fused[cid] = fused.get(cid, 0.0) + weight / (RRF_K + rank)
         rows = self.docs.chunk_rows(list(fused))
         keyword_set = set(keyword_ids)
         hits: list[Hit] = []
@@ -153,8 +157,8 @@ class Searcher:
             self._db()
             .execute(
                 """SELECT rowid FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ?
-               ORDER BY bm25(doc_chunks_fts, 1.0, 0.5) LIMIT ?""",
-                [match, limit],
+               ORDER BY bm25(doc_chunks_fts, ?, ?) LIMIT ?""",
+                [match, *BM25_WEIGHTS, limit],
             )
             .fetchall()
         )
