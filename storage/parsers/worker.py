@@ -65,9 +65,10 @@ class ParserProcess:
         try:
             _write_frame(proc.stdin, request)  # type: ignore[arg-type]
             _write_frame(proc.stdin, data)  # type: ignore[arg-type]
-        except (BrokenPipeError, OSError):
+        except OSError:  # BrokenPipeError: the child died between files
+            why = self._death()
             self._kill()
-            raise ParseError(f"the parser process died ({self._death()})") from None
+            raise ParseError(f"the parser process died ({why})") from None
         deadline = time.monotonic() + self.limits.seconds
         try:
             reply = _read_frame(proc.stdout, deadline, should_stop)  # type: ignore[arg-type]
