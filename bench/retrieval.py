@@ -272,6 +272,8 @@ def main() -> None:
     parser.add_argument("--corpus", action="append", choices=[c.name for c in CORPORA], help="only these")
     parser.add_argument("--misses", action="store_true", help="print the questions each arm missed")
     parser.add_argument("--levers", action="store_true", help="also score search-side variants on Hearth's store")
+    parser.add_argument("--title-off", action="store_true", help="Hearth embeds chunks without the document title")
+    parser.add_argument("--hearth-only", action="store_true", help="skip the naive arm")
     args = parser.parse_args()
     os.environ.update(HEARTH_KEYRING="0", HEARTH_PASSPHRASE="bench passphrase, not a secret")
     os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-")  # the embedder's cache, not the user's
@@ -279,6 +281,10 @@ def main() -> None:
     from storage.offline import ensure_offline
 
     ensure_offline()
+    if args.title_off:
+        import storage.documents
+
+        storage.documents.EMBED_TITLES = False
     embedder = Embedder()
     embedder.load()
     print(f"embedder: {embedder.model_name} on {embedder.backend} {embedder.precision} "
@@ -297,8 +303,10 @@ def main() -> None:
         missing = [a for _, a in qs if a not in files]
         assert not missing, f"{corpus.name}: answers not in the corpus: {missing}"
         answers = [a for _, a in qs]
-        row = {}
+        row = {"naive": (float("nan"), float("nan"))}
         for arm, cls in (("naive", Naive), ("hearth", Hearth)):
+            if arm == "naive" and args.hearth_only:
+                continue
             start = time.perf_counter()
             index = cls(folder, embedder)
             ranked = [index.search(q) for q, _ in qs]

@@ -48,6 +48,16 @@ class FileRecord:
         return "indexed" if waiting <= 0 else f"waiting ({waiting} of {self.chunks} chunks await vectors)"
 
 
+EMBED_TITLES = True  # bench/retrieval.py --title-off turns it off to measure it
+
+
+def context(title: str, heading: str) -> str:
+    """The line the embedder reads before a chunk: title > heading path (the title once, if they overlap)."""
+    if not EMBED_TITLES or not title or heading.startswith(title):
+        return heading
+    return f"{title} > {heading}" if heading else title
+
+
 class Documents:
     """Table access for documents; every write is one transaction."""
 
@@ -169,16 +179,22 @@ class Documents:
     # -- vectors ------------------------------------------------------------------------------------
 
     def unembedded(self, limit: int) -> list[tuple[int, str, str]]:
-        """(chunk id, heading, text) of chunks still lacking a vector, oldest first."""
-        return (
+        """(chunk id, what the embedder reads, chunk text) of chunks still lacking a vector, oldest first.
+
+        The embedder reads the document's title and the heading path before the text: a section's text
+        rarely names its topic ("2. Description" of the page titled "UPSERT"), and that is what users ask
+        about. bench/retrieval.py --title-off measures it.
+        """
+        rows = (
             self._db()
             .execute(
-                """SELECT c.id, c.heading, c.text FROM doc_chunks c
+                """SELECT c.id, d.title, c.heading, c.text FROM doc_chunks c JOIN documents d ON d.id = c.document_id
                LEFT JOIN doc_vectors v ON v.chunk_id = c.id WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?""",
                 [limit],
             )
             .fetchall()
         )
+        return [(cid, context(title, heading), text) for cid, title, heading, text in rows]
 
     def count_unembedded(self) -> int:
         sql = "SELECT count(*) FROM doc_chunks c LEFT JOIN doc_vectors v ON v.chunk_id = c.id WHERE v.chunk_id IS NULL"
