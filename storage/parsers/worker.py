@@ -30,7 +30,9 @@ from storage.parsers.model import ParsedDoc, ParseError, Section
 
 _HEADER = struct.Struct("<Q")  # frame length
 _POLL_S = 0.1  # how often a waiting parent checks the clock and should_stop
-_ENV_KEPT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT", "PYTHONHASHSEED")
+# What the child needs to start (frozen too: the bundle's entry point resolves HEARTH_HOME first); never
+# HEARTH_PASSPHRASE or tokens.
+_ENV_KEPT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT", "HOME", "HEARTH_HOME")
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def test_child_gets_no_secrets_and_no_core_dumps(monkeypatch: pytest.MonkeyPatch
         pid = parser._proc.pid  # type: ignore[union-attr]
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         limits = Path(f"/proc/{pid}/limits").read_text()
-    assert b"correct horse" not in environ and b"HEARTH_" not in environ
+    assert b"correct horse" not in environ and b"HEARTH_PASSPHRASE" not in environ
     core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
     address = next(line for line in limits.splitlines() if line.startswith("Max address space"))
     assert core.split()[4:6] == ["0", "0"]
