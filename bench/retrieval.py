@@ -272,7 +272,7 @@ def main() -> None:
     parser.add_argument("--corpus", action="append", choices=[c.name for c in CORPORA], help="only these")
     parser.add_argument("--misses", action="store_true", help="print the questions each arm missed")
     parser.add_argument("--levers", action="store_true", help="also score search-side variants on Hearth's store")
-    parser.add_argument("--title-off", action="store_true", help="Hearth embeds chunks without the document title")
+    parser.add_argument("--title-on", action="store_true", help="Hearth embeds chunks with their document title")
     parser.add_argument("--hearth-only", action="store_true", help="skip the naive arm")
     args = parser.parse_args()
     os.environ.update(HEARTH_KEYRING="0", HEARTH_PASSPHRASE="bench passphrase, not a secret")
@@ -281,10 +281,10 @@ def main() -> None:
     from storage.offline import ensure_offline
 
     ensure_offline()
-    if args.title_off:
+    if args.title_on:
         import storage.documents
 
-        storage.documents.EMBED_TITLES = False
+        storage.documents.EMBED_TITLES = True
     embedder = Embedder()
     embedder.load()
     print(f"embedder: {embedder.model_name} on {embedder.backend} {embedder.precision} "
