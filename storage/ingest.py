@@ -8,14 +8,17 @@ Two phases, both resumable by running them again:
    run leaves the rest for the next call (or the GUI's background worker via `embed_pending`).
 
 Per-file problems become `Outcome(status="failed", reason=...)` and the batch moves on; nothing already
-stored is touched for a file that fails. Reasons never contain file content.
+stored is touched for a file that fails. Reasons never contain file content. Files are parsed in a child
+process with a time and memory limit (storage/parsers/worker.py), and `should_stop` is honoured within
+~0.1 s while a file parses and between embedding slices sized to take under half a second, so Stop is
+prompt and every transaction small (chat writes interleave on the same store).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +30,9 @@ from sqlite_utils import Database
 from storage.chunking import Chunk, chunk_document
 from storage.documents import Documents
 from storage.embeddings import Embedder, to_blob
-from storage.parsers import ParsedDoc, ParseError, kind_of, parse
+from storage.parsers import ParsedDoc, ParseError, kind_of
 from storage.parsers.discover import DEFAULT_MAX_BYTES, discover
-
-log = logging.getLogger(__name__)
+from storage.parsers.worker import ParseLimits, ParserProcess, Stopped
 
 Status = Literal["added", "updated", "skipped", "failed"]
 
@@ -74,6 +76,8 @@ class Summary:
         return sum(o.chunks for o in self.outcomes)
 
 
+_SLICE_S = 0.4  # target seconds per embedding slice
+
 ProgressFn = Callable[[Progress], None]
 StopFn = Callable[[], bool]
 
@@ -97,10 +101,17 @@ class _Meter:
 class Ingester:
     """Owns one ingest run over a store's database; use from the thread that owns the connection."""
 
-    def __init__(self, db: Callable[[], Database], embedder: Embedder | None = None, embed_batch: int = 256) -> None:
+    def __init__(
+        self,
+        db: Callable[[], Database],
+        embedder: Embedder | None = None,
+        embed_batch: int = 256,
+        limits: ParseLimits | None = None,
+    ) -> None:
         self.docs = Documents(db)
         self._embedder = embedder
-        self.embed_batch = embed_batch
+        self.embed_batch = embed_batch  # rows read per query; sorted by length so slices pad little
+        self.limits = limits or ParseLimits()
 
     @property
     def embedder(self) -> Embedder:
@@ -123,12 +134,21 @@ class Ingester:
         found, refused = discover(paths, include, exclude, max_bytes)
         summary = Summary(outcomes=[Outcome(r.path, "failed", r.reason) for r in refused])
         meter = _Meter("index", len(found), progress)
-        for cand in found:
-            if stop():
-                summary.cancelled = True
-                break
-            summary.outcomes.append(self.index_file(cand.path, max_bytes))
-            meter.step(current=cand.path.name)
+        with ParserProcess(self.limits) as parser:
+            for cand in found:
+                if stop():
+                    summary.cancelled = True
+                    break
+                try:
+                    summary.outcomes.append(self.index_file(cand.path, max_bytes, parser, stop))
+                except Stopped:
+                    summary.cancelled = True
+                    break
+                meter.step(current=cand.path.name)
+        self.docs.record_results(
+            {o.path: o.reason for o in summary.by_status("failed")},
+            [o.path for o in summary.outcomes if o.status != "failed"],
+        )
         if embed and not summary.cancelled:
             summary.embedded = self.embed_pending(progress, stop)
             summary.cancelled = stop() and self.docs.count_unembedded() > 0
@@ -136,28 +156,29 @@ class Ingester:
         summary.seconds = time.monotonic() - started
         return summary
 
-    def index_file(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Outcome:
-        """Read, hash, parse, chunk and commit one file; any problem becomes a failed Outcome."""
+    def index_file(
+        self, path: Path, max_bytes: int, parser: ParserProcess, should_stop: StopFn = lambda: False
+    ) -> Outcome:
+        """Read, hash, parse, chunk and commit one file; any problem becomes a failed Outcome.
+
+        Raises Stopped when should_stop() turns true while the file parses (nothing of it is stored).
+        """
         key = str(path)
         try:
             data, mtime = _read(path, max_bytes)
         except ParseError as exc:
             return Outcome(key, "failed", str(exc))
+        size = len(data)
         digest = hashlib.sha256(data).hexdigest()
         if self.docs.file_hash(key) == digest:
             return Outcome(key, "skipped", "unchanged")
         try:
-            parsed = parse(path.name, data)
+            parsed = parser.parse(path.name, data, should_stop)
         except ParseError as exc:
             return Outcome(key, "failed", str(exc))
-        except (MemoryError, RecursionError) as exc:
-            return Outcome(key, "failed", f"too complex to parse ({type(exc).__name__})")
-        except Exception as exc:  # a parser bug must not sink the batch; the type only, never content
-            # No exc_info: a parser's message or traceback locals can quote the file's content.
-            log.error("parser crashed on a %s file (%s)", kind_of(path), type(exc).__name__)
-            return Outcome(key, "failed", f"could not parse ({type(exc).__name__})")
+        del data  # a 50 MB file need not stay in memory while its chunks are written
         docs: list[tuple[ParsedDoc, list[Chunk]]] = [(d, chunk_document(d)) for d in parsed]
-        updated, n = self.docs.replace_file(key, kind_of(path), digest, len(data), mtime, docs)
+        updated, n = self.docs.replace_file(key, kind_of(path), digest, size, mtime, docs)
         return Outcome(key, "updated" if updated else "added", chunks=n)
 
     def embed_pending(self, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> int:
@@ -169,30 +190,49 @@ class Ingester:
         self.embedder.load()
         meter = _Meter("embed", total, progress)
         done = 0
-        while not stop():
-            rows = self.docs.unembedded(self.embed_batch)
-            if not rows:
+        size = self.embedder.batch_size
+        pending: list[tuple[int, str, str]] = []
+        while True:
+            if not pending:
+                pending = self.docs.unembedded(self.embed_batch)
+                pending.sort(key=lambda r: -len(r[1]) - len(r[2]))  # similar lengths share a slice: less padding
+            if not pending or stop():
                 break
-            texts = [(f"{heading}\n{text}" if heading else text) for _, heading, text in rows]
-            vectors = self.embedder.embed(texts)
+            piece, pending = pending[:size], pending[size:]
+            started = time.monotonic()
+            vectors = self.embedder.embed([(f"{heading}\n{text}" if heading else text) for _, heading, text in piece])
             done += self.docs.add_vectors(
-                self.embedder.model_name, [(r[0], to_blob(v)) for r, v in zip(rows, vectors, strict=True)]
+                self.embedder.model_name, [(r[0], to_blob(v)) for r, v in zip(piece, vectors, strict=True)]
             )
-            meter.step(len(rows))
+            meter.step(len(piece))
+            # Slices of ~0.4 s keep Stop prompt and the store free for chat between them, on any CPU.
+            per_row = (time.monotonic() - started) / len(piece)
+            size = max(4, min(self.embedder.batch_size, int(_SLICE_S / max(per_row, 1e-6))))
         return done
 
     def forget_missing(self) -> list[str]:
         """Forget indexed files that no longer exist on disk."""
         gone = [p for p in self.docs.paths() if not Path(p).exists()]
         self.docs.forget_paths(gone)
+        self.docs.record_results({}, [p for p in self.docs.failures() if not Path(p).exists()])
         return gone
 
 
 def _read(path: Path, max_bytes: int) -> tuple[bytes, float]:
-    """The file's bytes (at most max_bytes, else refused) and its mtime, from one open handle."""
+    """The file's bytes (at most max_bytes, else refused) and its mtime, from one open handle.
+
+    Opened non-blocking and checked with fstat before any read: a file swapped for a named pipe after
+    discovery would otherwise block the reader forever (opening a FIFO waits for a writer).
+    """
     try:
-        with path.open("rb") as f:
-            mtime = os.fstat(f.fileno()).st_mtime
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ParseError("not a regular file (it became a named pipe, socket or device)")
+            if st.st_size > max_bytes:
+                raise ParseError(f"over the size cap ({max_bytes / 2**20:.1f} MB)")
+            mtime = st.st_mtime
             data = f.read(max_bytes + 1)
     except PermissionError:
         raise ParseError("permission denied") from None

@@ -28,6 +28,10 @@ from storage.embeddings import MODEL_NAME, Embedder, from_blobs
 
 RRF_K = 60  # the constant from Cormack et al. (2009); flattens the head so both lists get a say
 CANDIDATES = 50  # per retriever; fused then de-duplicated down to k
+# RRF weight of each retriever, and FTS5 bm25() weights of the (text, heading) columns; bench/retrieval.py
+# --levers measures alternatives on three corpora.
+FUSION_WEIGHTS = {"keyword": 1.0, "vector": 1.0}
+BM25_WEIGHTS = (1.0, 0.5)
 # FTS5 scores every row a query matches, so BM25's cost grows with the postings of common words (a word in
 # every chunk cost >100 ms at 100k chunks). Query words are taken rarest first while their summed document
 # frequencies stay within this budget; common words add little to BM25 anyway, and the vector side still
@@ -39,6 +43,15 @@ on or our she so than that the their them then there these they this to was we w
 why will with would you your should could about
 """
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# all-MiniLM-L6-v2 is English-only: on Italian man pages its vectors alone found 0.275 of the answers in the
+# top 5 and BM25 alone 0.700 (bench/retrieval.py), so a query in another language is ranked by keywords,
+# with vectors only breaking ties. A question is taken for English when it has an English function word
+# that other languages do not share ("a", "i", "in", "do", "me", "come" are Italian words too).
+_ENGLISH_TEXT = """
+the is are was were be been how what which where when why who whom does did my you your we our of to and
+with for from by this that these those it its there their should could would can will shall have has had an
+"""
+_ENGLISH = frozenset(_ENGLISH_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -108,10 +121,11 @@ class Searcher:
             n = min(CANDIDATES, len(sims))
             top = np.argpartition(sims, len(sims) - n)[-n:]
             semantic_ids = self._index.ids[top[np.argsort(-sims[top])]].tolist()
+        vector_weight = FUSION_WEIGHTS["vector"] if looks_english(query) else 0.0
         fused: dict[int, float] = {}
-        for ranked in (keyword_ids, semantic_ids):
+        for ranked, weight in ((keyword_ids, FUSION_WEIGHTS["keyword"]), (semantic_ids, vector_weight)):
             for rank, cid in enumerate(ranked, start=1):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+                fused[cid] = fused.get(cid, 0.0) + weight / (RRF_K + rank)
         rows = self.docs.chunk_rows(list(fused))
         keyword_set = set(keyword_ids)
         hits: list[Hit] = []
@@ -153,8 +167,8 @@ class Searcher:
             self._db()
             .execute(
                 """SELECT rowid FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ?
-               ORDER BY bm25(doc_chunks_fts, 1.0, 0.5) LIMIT ?""",
-                [match, limit],
+               ORDER BY bm25(doc_chunks_fts, ?, ?) LIMIT ?""",
+                [match, *BM25_WEIGHTS, limit],
             )
             .fetchall()
         )
@@ -223,6 +237,12 @@ def _terms(query: str) -> list[str]:
     words = [w for w in re.findall(r"\w+", query.lower()) if len(w) > 1 or w.isdigit()]
     content = [w for w in words if w not in _STOPWORDS]
     return list(dict.fromkeys(content or words))
+
+
+def looks_english(query: str) -> bool:
+    """True unless the query has three or more words and none of them is an English function word."""
+    words = re.findall(r"[^\W\d_]+", query.lower())
+    return len(words) < 3 or any(w in _ENGLISH for w in words)
 
 
 def _coverage(terms: list[str], text: str) -> float:

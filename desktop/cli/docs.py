@@ -1,7 +1,7 @@
 """`hearth add`, `hearth docs`, `hearth forget`, `hearth search`: the user's documents from the command line.
 
 `add` indexes files (keyword-searchable as each commits), then embeds them; a progress bar goes to stderr,
-a summary with a reason for every failed file to stdout. Ctrl-C stops cleanly between files or batches:
+a summary with a reason for every failed file to stdout. Ctrl-C stops cleanly within a second (mid-file too):
 what was committed stays, and running `add` again resumes.
 """
 
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     docs = sub.add_parser("docs", help="list indexed documents")
     docs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     docs.add_argument("--prune", action="store_true", help="forget documents whose files no longer exist")
+    docs.add_argument("--failed", action="store_true", help="list only the files whose last ingest failed, and why")
     docs.set_defaults(func=docs_command)
     forget = sub.add_parser("forget", help="remove a document from the index (path, file name or id)")
     forget.add_argument("doc", metavar="DOC")
@@ -81,7 +82,7 @@ def add_command(args: argparse.Namespace, services: Services) -> int:
         if stop["asked"]:
             raise KeyboardInterrupt
         stop["asked"] = True
-        print("\nstopping after the current file/batch (Ctrl-C again to abort)", file=sys.stderr)
+        print("\nstopping (Ctrl-C again to abort)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
@@ -135,16 +136,27 @@ def docs_command(args: argparse.Namespace, services: Services) -> int:
 
         for path in Ingester(lambda: services.store().db).forget_missing():
             print(f"forgot {path} (file no longer exists)", file=sys.stderr)
+    failed = docs.failures()
+    if args.failed:
+        if args.json:
+            print(json.dumps([{"path": p, "status": f"failed: {r}"} for p, r in failed.items()], ensure_ascii=False))
+        else:
+            for path, reason in failed.items():
+                print(f"{path}: failed: {reason}")
+        return 0
     files = docs.list()
     if args.json:
-        print(json.dumps([f.__dict__ for f in files], ensure_ascii=False, indent=2))
+        print(json.dumps([{**f.__dict__, "status": f.status} for f in files], ensure_ascii=False, indent=2))
         return 0
-    if not files:
+    if not files and not failed:
         print("no documents yet: add some with `hearth add PATH`", file=sys.stderr)
         return 0
-    print(f"{'id':>5}  {'kind':<8}  {'chunks':>6}  {'vectors':>7}  path")
+    print(f"{'id':>5}  {'kind':<8}  {'chunks':>6}  {'vectors':>7}  {'status':<9}  path")
     for f in files:
-        print(f"{f.id:>5}  {f.kind:<8}  {f.chunks:>6}  {f.embedded:>7}  {f.path}")
+        status = "indexed" if f.status == "indexed" else "waiting"
+        print(f"{f.id:>5}  {f.kind:<8}  {f.chunks:>6}  {f.embedded:>7}  {status:<9}  {f.path}")
+    for path, reason in failed.items():
+        print(f"{'':>5}  {'':<8}  {'':>6}  {'':>7}  {'failed':<9}  {path}: {reason}")
     return 0
 
 

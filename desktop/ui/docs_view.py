@@ -73,7 +73,7 @@ class DocumentsView(QWidget):
         layout.addWidget(self.progress_label)
         self.files = QTreeWidget()
         self.files.setObjectName("documentList")
-        self.files.setHeaderLabels(["File", "Kind", "Chunks", "Embedded"])
+        self.files.setHeaderLabels(["File", "Kind", "Chunks", "Embedded", "Status"])
         self.files.setRootIsDecorated(False)
         self.files.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         layout.addWidget(self.files, 3)
@@ -148,7 +148,8 @@ class DocumentsView(QWidget):
     def show_documents(self, records: list[Any]) -> None:
         self.files.clear()
         for record in records:
-            item = QTreeWidgetItem([record.path, record.kind, str(record.chunks), str(record.embedded)])
+            columns = [record.path, record.kind, str(record.chunks), str(record.embedded), record.status]
+            item = QTreeWidgetItem(columns)
             item.setData(0, Qt.ItemDataRole.UserRole, record.path)
             item.setToolTip(0, record.path)
             self.files.addTopLevelItem(item)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from storage.parsers.model import ParsedDoc, ParseError, Section
+from storage.parsers.model import MAX_TEXT_CHARS, ParsedDoc, ParseError, Section, over_text_cap
 
 _CODE_WORDS = """
 .py .pyi .js .mjs .cjs .ts .tsx .jsx .java .kt .kts .scala .c .h .cc .cpp .cxx .hpp .hh .cs .go .rs .rb .php
@@ -61,8 +61,16 @@ def parse(name: str | PurePath, data: bytes) -> list[ParsedDoc]:
     if kind in from_bytes:
         docs = from_bytes[kind](data, title)
     else:
-        docs = from_text.get(kind, text.parse_plain)(text.decode(data), title)
+        if len(data) > 4 * MAX_TEXT_CHARS:  # UTF-8 spends at most 4 bytes a character: over, whatever it holds
+            raise over_text_cap(len(data) // 4)
+        decoded = text.decode(data)
+        if len(decoded) > MAX_TEXT_CHARS:  # refused before a format parser walks it
+            raise over_text_cap(len(decoded))
+        docs = from_text.get(kind, text.parse_plain)(decoded, title)
     docs = [d for d in docs if not d.is_empty()]
     if not docs:
         raise ParseError("no text found in the file")
+    chars = sum(len(s.text) for d in docs for s in d.sections)
+    if chars > MAX_TEXT_CHARS:
+        raise over_text_cap(chars)
     return docs

@@ -78,7 +78,7 @@ def _body(msg: Message) -> str:
     if plain:
         return "\n\n".join(t.strip() for t in plain)
     if html:
-        from bs4 import BeautifulSoup
+        from storage.parsers.markup import html_text
 
-        return "\n\n".join(BeautifulSoup(h, "html.parser").get_text("\n", strip=True) for h in html)
+        return "\n\n".join(html_text(h) for h in html)
     return ""

@@ -10,9 +10,20 @@ from dataclasses import dataclass, field
 
 from storage.errors import KnownError
 
+# Caps on extracted text. A file's text is what the user pays for in chunks, vectors and minutes of
+# embedding: 10 M characters is ~11,000 chunks (a 4,000-page book; the whole Bible is 4.3 M). A real page
+# holds 2-10 k characters even in 6-point type; a PDF page that expands past 200 k is a text bomb (a 5 KiB
+# PDF once produced 5 MiB of text in four pages).
+MAX_TEXT_CHARS = 10_000_000
+MAX_PAGE_CHARS = 200_000
+
 
 class ParseError(KnownError):
     """A file Hearth cannot read; the message names the reason, never the file's content."""
+
+
+def over_text_cap(chars: int) -> ParseError:
+    return ParseError(f"over the text cap (over {chars / 1e6:.1f} M characters > {MAX_TEXT_CHARS // 10**6} M)")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import io
 import logging
 
-from storage.parsers.model import ParsedDoc, ParseError, Section
+from storage.parsers.model import MAX_PAGE_CHARS, MAX_TEXT_CHARS, ParsedDoc, ParseError, Section, over_text_cap
 
 MAX_PAGES = 5_000  # a bound on work per file; real books stay well under it
+# pypdf parses a page's whole content stream before it yields any text, at ~13 k operators/s here, so a
+# text bomb must be refused by counting its text-showing operators first. A dense page set glyph by glyph
+# shows ~3 k runs; 20 k bounds a page's parse to ~1.5 s.
+MAX_PAGE_TEXT_OPS = 20_000
 
 
 def parse_pdf(data: bytes, title: str) -> list[ParsedDoc]:
@@ -31,8 +35,12 @@ def parse_pdf(data: bytes, title: str) -> list[ParsedDoc]:
         if len(pages) > MAX_PAGES:
             raise ParseError(f"PDF has {len(pages)} pages, over the {MAX_PAGES}-page limit")
         sections = []
+        total = 0
         for n, page in enumerate(pages, start=1):
-            text = (page.extract_text() or "").strip()
+            text = _page_text(page, n).strip()
+            total += len(text)
+            if total > MAX_TEXT_CHARS:
+                raise over_text_cap(total)
             if text:
                 sections.append(Section(text, page=n))
         meta_title = ""
@@ -49,3 +57,22 @@ def parse_pdf(data: bytes, title: str) -> list[ParsedDoc]:
     if not sections:
         raise ParseError("PDF has no extractable text (scanned images? OCR is not supported)")
     return [ParsedDoc(title=meta_title or title, sections=sections)]
+
+
+def _page_text(page: object, number: int) -> str:
+    """A page's text, refused before parsing when it shows text too often, and abandoned as soon as it
+    passes MAX_PAGE_CHARS (text drawn through form XObjects does not show in the page's own stream)."""
+    contents = page.get_contents()  # type: ignore[attr-defined]
+    if contents is not None:
+        ops = contents.get_data()
+        if ops.count(b"Tj") + ops.count(b"TJ") > MAX_PAGE_TEXT_OPS:
+            raise ParseError(f"PDF page {number} draws text over {MAX_PAGE_TEXT_OPS:,} times (a text bomb?)")
+    produced = 0
+
+    def count(text: str, *_: object) -> None:
+        nonlocal produced
+        produced += len(text)
+        if produced > MAX_PAGE_CHARS:
+            raise ParseError(f"PDF page {number} expands to over {MAX_PAGE_CHARS:,} characters (a text bomb?)")
+
+    return page.extract_text(visitor_text=count) or ""  # type: ignore[attr-defined]

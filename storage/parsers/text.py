@@ -63,7 +63,6 @@ def parse_plain(text: str, title: str) -> list[ParsedDoc]:
     return [ParsedDoc(title=title, sections=[Section(text)])]
 
 
-_ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -93,10 +92,10 @@ def parse_markdown(text: str, title: str) -> list[ParsedDoc]:
         if _FENCE.match(line):
             in_fence = not in_fence
         if not in_fence:
-            m = _ATX.match(line)
+            atx = _atx(line)
             nxt = lines[i + 1] if i + 1 < len(lines) else ""
-            if m:
-                enter(len(m.group(1)), m.group(2).strip())
+            if atx is not None:
+                enter(*atx)
                 i += 1
                 continue
             if line.strip() and re.fullmatch(r"=+\s*|-+\s*", nxt) and not buf_ends_block(buf):
@@ -107,6 +106,19 @@ def parse_markdown(text: str, title: str) -> list[ParsedDoc]:
         i += 1
     flush()
     return [ParsedDoc(title=_first_heading(sections) or title, sections=sections or [Section(text)])]
+
+
+def _atx(line: str) -> tuple[int, str] | None:
+    """An ATX heading's (level, text), found by string operations in linear time: the regex this replaced
+    (lazy text, then optional spaces, #s and spaces) backtracked cubically on a line of spaces."""
+    level = len(line) - len(line.lstrip("#"))
+    if not 1 <= level <= 6 or len(line) == level or line[level] not in " \t":
+        return None
+    text = line[level:].strip()
+    closed = text.rstrip("#")
+    if not closed or closed[-1] in " \t":  # a closing run of #s counts only after a space (CommonMark)
+        text = closed.strip()
+    return level, text
 
 
 def buf_ends_block(buf: list[str]) -> bool:

@@ -60,9 +60,25 @@ def test_add_search_docs_forget(hearth: Cli, tmp_path: Path, monkeypatch: pytest
     assert listed.returncode == 0, listed.stderr
     names = {Path(d["path"]).name for d in json.loads(listed.stdout)}
     assert "baking.pdf" in names and "contacts.csv" not in names
+    assert {d["status"] for d in json.loads(listed.stdout)} == {"indexed"}
+    failed = json.loads(hearth("docs", "--failed", "--json").stdout)
+    assert {Path(f["path"]).name: f["status"].split(":")[0] for f in failed} == {
+        "empty.txt": "failed",
+        "bomb.docx": "failed",
+    }
+    table = hearth("docs").stdout
+    failed_rows = [line for line in table.splitlines() if line.split()[0] == "failed"]
+    assert "indexed" in table and any("/empty.txt: empty file" in line for line in failed_rows)
+    (folder / "empty.txt").write_text("Not empty any more: the spare key is under the blue pot.\n")
+    (folder / "bomb.docx").unlink()
+    assert hearth("add", str(folder), "--exclude", "*.csv", "--no-embed").returncode == 0
+    assert hearth("docs", "--prune").returncode == 0
+    assert json.loads(hearth("docs", "--failed", "--json").stdout) == []
+    waiting = {Path(d["path"]).name: d["status"] for d in json.loads(hearth("docs", "--json").stdout)}
+    assert waiting["empty.txt"] == "waiting (1 of 1 chunks await vectors)" and waiting["baking.pdf"] == "indexed"
 
     again = hearth("add", str(folder), "--exclude", "*.csv")
-    assert again.returncode == 0 and "skipped 10 unchanged" in again.stdout
+    assert again.returncode == 0 and "skipped 11 unchanged" in again.stdout, again.stdout
 
     forgot = hearth("forget", "baking.pdf")
     assert forgot.returncode == 0 and "baking.pdf" in forgot.stdout

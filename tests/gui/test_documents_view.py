@@ -40,6 +40,7 @@ def test_drop_lists_documents_and_explains_failures(qtbot: Any, app: Any, tmp_pa
     summary = finished.args[0]
     assert summary.counts()["added"] == 1 and summary.counts()["failed"] == 1
     qtbot.waitUntil(lambda: view.paths() == [str(good)])
+    assert view.files.topLevelItem(0).text(4) == "indexed"
     failures = view.failure_texts()
     assert len(failures) == 1 and failures[0].startswith("broken.pdf: ") and len(failures[0]) > len("broken.pdf: ")
     assert view.failures.isVisible()

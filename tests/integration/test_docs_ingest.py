@@ -219,3 +219,48 @@ def test_embedding_resumes_after_cancel(store, folder: Path, embedder: Embedder)
     assert docs.count_unembedded() > 0
     ingester.embed_pending()
     assert docs.count_unembedded() == 0 and docs.counts()["embedded"] == docs.counts()["chunks"]
+
+
+def test_file_swapped_for_a_fifo_after_discovery_gets_a_reason(store, tmp_path: Path) -> None:
+    """Discovery saw regular files; the second becomes a named pipe before it is read. Opening a FIFO for
+    reading blocks until a writer comes, so without O_NONBLOCK this test would hang."""
+    folder = tmp_path / "swap"
+    folder.mkdir()
+    (folder / "a.md").write_text("# First\n\nThe first note, about herons.\n")
+    (folder / "b.md").write_text("# Second\n\nThe second note, about egrets.\n")
+    (folder / "c.md").write_text("# Third\n\nThe third note, about storks.\n")
+
+    def swap(progress) -> None:  # type: ignore[no-untyped-def]
+        if progress.phase == "index" and progress.current == "a.md":
+            (folder / "b.md").unlink()
+            os.mkfifo(folder / "b.md")
+
+    summary = Ingester(lambda: store.db).add([folder], progress=swap, embed=False)
+    outcomes = {Path(o.path).name: o for o in summary.outcomes}
+    assert outcomes["b.md"].status == "failed"
+    assert outcomes["b.md"].reason == "not a regular file (it became a named pipe, socket or device)"
+    assert outcomes["a.md"].status == outcomes["c.md"].status == "added"
+
+
+def test_stop_during_a_slow_file_takes_effect_within_a_second(store, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Quick\n\nA quick note about kestrels.\n")
+    corpus.write_pdf(folder / "b.pdf", [f"Page {n} of the harbour survey." for n in range(4000)])
+    (folder / "c.md").write_text("# Later\n\nNever reached.\n")
+    stop = threading.Event()
+    asked = {}
+
+    def on_progress(progress) -> None:  # type: ignore[no-untyped-def]
+        if progress.current == "a.md":  # b.pdf (seconds of parsing) is next
+            asked["at"] = time.monotonic() + 0.3
+            threading.Timer(0.3, stop.set).start()
+
+    summary = Ingester(lambda: store.db).add([folder], progress=on_progress, should_stop=stop.is_set, embed=False)
+    assert time.monotonic() - asked["at"] < 1.0
+    assert summary.cancelled
+    assert [Path(o.path).name for o in summary.outcomes] == ["a.md"]
+    assert [Path(p).name for p in Documents(lambda: store.db).paths()] == ["a.md"]

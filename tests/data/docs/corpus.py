@@ -152,6 +152,39 @@ def write_pdf(path: Path, pages: list[str]) -> None:
         )
         objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    path.write_bytes(_pdf_file(objs))
+
+
+def write_pdf_text_bomb(path: Path, pages: int = 4, repeats: int = 200_000) -> None:
+    """A few-KiB PDF whose Flate-compressed pages each draw the same word `repeats` times (MBs of text)."""
+    import zlib
+
+    ops = b"BT /F1 1 Tf " + b"(bomb ) Tj " * repeats + b"ET"
+    stream = zlib.compress(ops, 9)
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(pages))
+    objs.append(f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode())
+    font = 3 + 2 * pages
+    for i in range(pages):
+        objs.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
+        )
+        objs.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    path.write_bytes(_pdf_file(objs))
+
+
+def write_pdf_page_bomb(path: Path, pages: int) -> None:
+    """Many blank pages sharing one content stream: a small file that claims a huge page count."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    kids = " ".join("3 0 R" for _ in range(pages))  # one page object listed `pages` times
+    objs.append(f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode())
+    objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>")
+    path.write_bytes(_pdf_file(objs))
+
+
+def _pdf_file(objs: list[bytes]) -> bytes:
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for num, body in enumerate(objs, start=1):
@@ -161,7 +194,7 @@ def write_pdf(path: Path, pages: list[str]) -> None:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    path.write_bytes(bytes(out))
+    return bytes(out)
 
 
 def write_encrypted_pdf(path: Path, source: Path, password: str = "hunter2") -> None:

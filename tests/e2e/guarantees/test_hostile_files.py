@@ -75,6 +75,10 @@ def _hostile_set(root: Path) -> tuple[Path, dict[str, str], dict[str, str], list
     must["dangling.md"] = r"^not found"
     os.mkfifo(folder / "pipe-in-folder.txt")  # must not hang the walk
     must["pipe-in-folder.txt"] = r"^not a regular file"
+    corpus.write_pdf_text_bomb(folder / "text-bomb.pdf")  # 18 KB that expands to MBs of text per page
+    must["text-bomb.pdf"] = r"^PDF page 1 draws text over .* \(a text bomb\?\)$"
+    corpus.write_pdf_page_bomb(folder / "page-bomb.pdf", 100_000)
+    must["page-bomb.pdf"] = r"^PDF has 100000 pages, over the 5000-page limit$"
 
     # Odd but parseable inputs: a clear reason, or ingested; never a crash.
     (folder / "deep.html").write_text("<div>" * 50_000 + kit.CANARY + "</div>" * 50_000)
@@ -95,6 +99,10 @@ def _hostile_set(root: Path) -> tuple[Path, dict[str, str], dict[str, str], list
 
     good = ["good.md", "naïve café 文件.txt", "emoji 🦊 notes.md", "rtl \u202etxt.md", "new\nline.txt"]
     (folder / "good.md").write_text("# Good\n\nA perfectly ordinary note about tomatoes.\n")
+    # Pathological but valid: minutes each for a backtracking heading regex or a quadratic HTML walk.
+    (folder / "spaces.md").write_text("# " + " " * 200_000 + "Heading\n\nA note about chives.\n")
+    (folder / "unclosed.html").write_text("<p>" * 100_000 + "A page about lavender." + "<!--" * 20_000)
+    good += ["spaces.md", "unclosed.html"]
     for name in good[1:]:
         (folder / name).write_text(f"A perfectly ordinary note called {name!r} about roses.\n")
     like_a_file = folder / "archive.pdf"
@@ -155,3 +163,45 @@ def test_hostile_folder_gives_one_reason_per_file_and_keeps_everything_else(tmp_
     assert {Path(h["source"]).name for h in found} >= {"keep.md", "good.md", "inside.txt"}
     with sb.store() as store:
         assert store.integrity_check() == ["ok"]
+
+
+@pytest.mark.slow
+def test_big_files_get_a_result_within_their_limits(tmp_path: Path) -> None:
+    """A 200 MB log (written at test time, with the size cap raised past it) and a mailbox carrying a
+    30 MB attachment: the log is refused by the text cap before any parser walks it, the mailbox is
+    indexed without its attachment, and the run stays fast."""
+    import base64
+    import time
+
+    sb = kit.Sandbox(tmp_path / "world")
+    folder = tmp_path / "big"
+    folder.mkdir()
+    line = b"2026-12-01T10:00:00Z INFO worker-7 request served in 12 ms (status 200)\n"
+    with (folder / "server.log").open("wb") as f:
+        block = line * (4 * 2**20 // len(line))
+        for _ in range(50):
+            f.write(block)
+    assert (folder / "server.log").stat().st_size > 199 * 2**20
+    attachment = base64.encodebytes(random.Random(7).randbytes(22 * 2**20))  # ~30 MB once encoded
+    mbox = (
+        b"From alice@example.org Mon Dec  1 09:00:00 2026\n"
+        b"From: Alice <alice@example.org>\nSubject: Ferry times\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="b1"\n\n--b1\nContent-Type: text/plain\n\n'
+        b"The ferry to the island leaves at seven from pier four.\n--b1\n"
+        b'Content-Type: application/octet-stream\nContent-Disposition: attachment; filename="dump.bin"\n'
+        b"Content-Transfer-Encoding: base64\n\n" + attachment + b"--b1--\n"
+    )
+    (folder / "inbox.mbox").write_bytes(mbox)
+
+    started = time.monotonic()
+    done = sb.run("add", str(folder), "--max-size", "300", "--no-embed", "--json", timeout=300)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert {Path(f["path"]).name: f["reason"] for f in summary["failures"]} == {
+        "server.log": "over the text cap (over 52.4 M characters > 10 M)"
+    }
+    assert summary["added"] == 1
+    assert elapsed < 120, f"{elapsed:.0f} s for two big files"
+    found = json.loads(sb.ok("search", "when does the ferry leave", "--json").stdout)
+    assert found and found[0]["title"] == "Ferry times"

@@ -79,3 +79,70 @@ def test_chunks_fit_target_and_lose_no_words(paragraphs: list[str]) -> None:
     joined = "".join("".join(c.text.split()) for c in chunks)  # words cut by a hard split rejoin here
     for word in text.split():
         assert word in joined
+
+
+# Inputs that made a parser super-linear once (or would in a naive one), each ~100 KB: linear parsers
+# finish each in well under a second; the cubic ATX regex or the quadratic HTML walks took minutes on
+# these. Parsed in the real child under a 20 s limit, so a regression is a failure, not a hung suite.
+PATHOLOGICAL = {
+    "spaces.md": "# " + " " * 100_000 + "x\n",
+    "hashes.md": "###### " + "#" * 100_000 + " x\n",
+    "setext.md": "title\n" + "=" * 100_000 + " x\n",
+    "fences.md": "```\n" * 30_000,
+    "nested-list.md": "".join("  " * (i % 400) + "- item\n" for i in range(3_000)),
+    "unclosed-p.html": "<p>" * 40_000 + "words",
+    "deep-div.html": "<div>" * 30_000 + "words" + "</div>" * 30_000,
+    "unclosed-comments.html": "<!--" * 25_000 + "words",
+    "unclosed-tags.html": "<a" * 50_000 + "words",
+    "open-attributes.html": "<a " + 'b="' * 30_000 + ">words",
+    "processing.html": "<?" * 50_000 + "words",
+    "cdata.html": "<![CDATA[" * 10_000 + "words",
+    "tables.html": "<table><tr><td>" * 7_000 + "words",
+    "adornment.rst": "=" * 100_000 + " x\n" + "title\n" + "-" * 100_000 + "\n",
+    "quotes.csv": '"' + 'a,"' * 30_000 + "\nx,y\n",
+    "mail-headers.eml": "Subject: " + "=?utf-8?q?" * 10_000 + "\n\nbody",
+}
+
+
+@pytest.fixture(scope="module")
+def parser_process():
+    from storage.parsers.worker import ParseLimits, ParserProcess
+
+    with ParserProcess(ParseLimits(seconds=20)) as parser:
+        yield parser
+
+
+@pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
+def test_pathological_input_parses_within_the_limit(parser_process, name: str) -> None:
+    try:
+        docs = parser_process.parse(name, PATHOLOGICAL[name].encode())
+    except ParseError as exc:
+        assert "time limit" not in str(exc) and "crashed" not in str(exc), str(exc)
+        return
+    assert docs and not any(d.is_empty() for d in docs)
+
+
+def test_text_caps_refuse_bombs_with_a_reason(tmp_path: Path) -> None:
+    from storage.parsers.model import MAX_TEXT_CHARS
+
+    bomb = tmp_path / "bomb.pdf"
+    corpus.write_pdf_text_bomb(bomb)
+    assert bomb.stat().st_size < 64 * 1024
+    with pytest.raises(ParseError, match=r"^PDF page 1 draws text over 20,000 times \(a text bomb\?\)$"):
+        parse("bomb.pdf", bomb.read_bytes())
+    pages = tmp_path / "pages.pdf"
+    corpus.write_pdf_page_bomb(pages, 6_000)
+    with pytest.raises(ParseError, match=r"^PDF has 6000 pages, over the 5000-page limit$"):
+        parse("pages.pdf", pages.read_bytes())
+    long_log = b"2026-12-01 10:00:00 INFO a line of an ordinary log\n" * (MAX_TEXT_CHARS // 50 + 1000)
+    with pytest.raises(ParseError, match=r"^over the text cap \(over 10\.\d M characters > 10 M\)$"):
+        parse("app.log", long_log)
+
+
+def test_a_dense_page_under_the_caps_is_kept(tmp_path: Path) -> None:
+    from storage.parsers import pdf
+
+    path = tmp_path / "dense.pdf"
+    corpus.write_pdf_text_bomb(path, pages=1, repeats=pdf.MAX_PAGE_TEXT_OPS // 2)
+    [doc] = parse("dense.pdf", path.read_bytes())
+    assert doc.sections[0].text.count("bomb") == pdf.MAX_PAGE_TEXT_OPS // 2

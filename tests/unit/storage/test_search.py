@@ -85,3 +85,29 @@ def test_common_words_are_dropped_within_the_postings_budget(store, monkeypatch)
     monkeypatch.setattr(search_mod, "POSTINGS_BUDGET", 1000)
     assert len(searcher.keyword(["common", "rareword"], 50)) == 31
     assert searcher._affordable(["commons"]) == ["commons"]  # a single term is always kept
+
+
+def test_language_of_a_query() -> None:
+    from storage.search import looks_english
+
+    assert looks_english("How do I rename a column of an existing table?")
+    assert looks_english("I deleted half my data but the file is still huge")
+    assert looks_english("sqlite wal")  # too short to tell: both retrievers
+    assert not looks_english("Come faccio a impedire che un pacchetto venga aggiornato?")
+    assert not looks_english("Dove aggiungo un repository da cui scaricare i pacchetti?")
+    assert not looks_english("Comment changer le mot de passe d'un utilisateur ?")
+
+
+def test_a_query_in_another_language_is_ranked_by_keywords(store) -> None:  # type: ignore[no-untyped-def]
+    """The English-only embedder's nearest chunk must not outrank a keyword match for an Italian query."""
+    docs = Documents(lambda: store.db)
+    _add(docs, "/utenti.txt", ["useradd crea un nuovo utente del sistema"])
+    _add(docs, "/other.txt", ["del tutto diverso"])
+    [utenti], [other] = _ids(store, "/utenti.txt"), _ids(store, "/other.txt")
+    docs.add_vectors(MODEL_NAME, [(utenti, to_blob(_axis(0))), (other, to_blob(_axis(1)))])
+    searcher = Searcher(lambda: store.db)
+    italian = searcher.search("come creo un nuovo utente", k=2, query_vector=_axis(1))
+    assert [h.source for h in italian] == ["/utenti.txt", "/other.txt"]
+    assert italian[1].score == 0.0  # a vector-only hit adds nothing for a non-English query
+    english = searcher.search("what is a nuovo utente for", k=2, query_vector=_axis(1))
+    assert english[1].score > 0.0
