@@ -61,6 +61,44 @@ def engine(bundled_model: Path):
     eng.close()
 
 
+@pytest.fixture(scope="session")
+def reference_reply(bundled_model: Path):
+    """Plain `llama_cpp.Llama` on the bundled model: reference_reply(prompt_tokens, params, n_ctx, threads) -> text.
+
+    The differential oracle: Hearth's engine, CLI and API must produce exactly the tokens plain llama.cpp
+    produces from the same rendered prompt and settings (greedy), on whatever CPU runs the suite, instead of
+    a hard-coded answer that is a coin flip between numeric paths. One Llama per (n_ctx, threads), kept.
+    """
+    from llama_cpp import Llama
+
+    from desktop.engine import SamplingParams
+
+    loaded: dict[tuple[int, int], Llama] = {}
+
+    def reply(tokens: list[int], params: SamplingParams, n_ctx: int, threads: int) -> str:
+        key = (n_ctx, threads)
+        if key not in loaded:
+            loaded[key] = Llama(
+                model_path=str(bundled_model), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+            )
+        llama = loaded[key]
+        llama.reset()
+        out = llama.create_completion(
+            prompt=tokens,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            repeat_penalty=params.repeat_penalty,
+            stop=["<|im_end|>", *params.stop],
+        )
+        return out["choices"][0]["text"]
+
+    yield reply
+    for llama in loaded.values():
+        llama.close()
+
+
 # --- encrypted store (storage/store.py) ---------------------------------------------------------------
 
 STORE_PASSPHRASE = "test passphrase: correct horse battery staple"

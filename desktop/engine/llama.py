@@ -16,6 +16,7 @@ single worker; the lock makes a mistake there a wait, not a crash).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -133,6 +134,20 @@ class Engine:
             if self._adapter is not None:
                 self._adapter.close()
             self.llama.close()
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The GGUF's content hash (memoised on disk by size and mtime): its identity for framing and adapters."""
+        from personalize.base import file_sha256
+
+        return file_sha256(self.path)
+
+    @functools.cached_property
+    def default_system_prompt(self) -> str | None:
+        """The system message of a chat without a persona: the framing measured for this GGUF; None for none."""
+        from desktop.engine.framing import default_system_prompt
+
+        return default_system_prompt(self.sha256)
 
     # --- tokens -----------------------------------------------------------------------------------
 
@@ -320,10 +335,9 @@ class Engine:
 
     def _live_adapter(self) -> LiveAdapter:
         if self._adapter is None:
-            from personalize.base import file_sha256
             from personalize.live import LiveAdapter
 
-            self._adapter = LiveAdapter(self.llama, file_sha256(self.path))
+            self._adapter = LiveAdapter(self.llama, self.sha256)
         return self._adapter
 
 
