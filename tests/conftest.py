@@ -99,6 +99,22 @@ def reference_reply(bundled_model: Path):
         llama.close()
 
 
+@pytest.fixture
+def plain_answer(engine, reference_reply):  # type: ignore[no-untyped-def]
+    """plain_answer(question, max_tokens, n_ctx=None, threads=None): plain llama.cpp's greedy reply to one
+    question framed as Hearth frames it by default (the model's measured system message), with Hearth's
+    default sampling settings. What `hearth ask --temperature 0`, the API and the window must print."""
+    from desktop.engine import DEFAULT_N_CTX, SamplingParams, physical_cores
+    from desktop.engine.prompt_probe import messages_for
+
+    def answer(question: str, max_tokens: int, n_ctx: int = DEFAULT_N_CTX, threads: int | None = None) -> str:
+        tokens = engine.render(messages_for(engine.default_system_prompt, question))
+        params = SamplingParams(temperature=0, max_tokens=max_tokens)
+        return reference_reply(tokens, params, n_ctx, threads or physical_cores())
+
+    return answer
+
+
 # --- encrypted store (storage/store.py) ---------------------------------------------------------------
 
 STORE_PASSPHRASE = "test passphrase: correct horse battery staple"
