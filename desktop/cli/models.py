@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "target", metavar="MODEL", help="a .gguf path, or a name from `hearth models scan` (e.g. llama3.2:1b)"
     )
     add.add_argument("--name", help="name to register it under (default: the file or scan name)")
+    pull = actions.add_parser("pull", help="download a catalog model, or a GGUF URL, verify it and register it")
+    pull.add_argument("target", metavar="NAME|URL", nargs="?", help="a catalog name (omit to list them) or a URL")
+    pull.add_argument("--sha256", help="the file's SHA-256 (required for a URL)")
+    pull.add_argument("--name", help="name to register it under (default: the catalog or file name)")
     use = actions.add_parser("use", help="make a registered model the default")
     use.add_argument("name")
     parser.set_defaults(func=models_command)
@@ -34,6 +38,8 @@ def models_command(args: argparse.Namespace, services: Services) -> int:
         return scan_command(args)
     if args.action == "add":
         return add_command(args)
+    if args.action == "pull":
+        return pull_command(args) if args.target else catalog_command()
     if args.action == "use":
         model = models.use(args.name)
         print(f"now using {model.name}")
@@ -81,6 +87,51 @@ def _registry_name(scan_name: str) -> str:
     """A scan name made into a registry name: 'llama3.2:1b' stays, 'org/repo/file.gguf' -> 'file'."""
     last = scan_name.rsplit("/", 1)[-1]
     return last.removesuffix(".gguf").lower()
+
+
+def catalog_command() -> int:
+    from desktop.engine.model_fit import available_memory
+    from desktop.engine.model_pull import best_fit, catalog
+
+    free = available_memory()
+    best = best_fit(free)
+    print(f"{'NAME':14} {'SIZE':>8} {'RAM':>7}  {'LICENSE':14} REPOSITORY")
+    for e in catalog():
+        mark = "  <- fits this machine best" if best is not None and e.name == best.name else ""
+        print(f"{e.name:14} {gb(e.size_bytes):>8} {e.ram_gb:5.1f} GB  {e.license:14} {e.repo}{mark}")
+    print(f"{gb(free)} of memory available now; download one with: hearth models pull NAME")
+    return 0
+
+
+def pull_command(args: argparse.Namespace) -> int:
+    import sys
+    from urllib.parse import urlsplit
+
+    from desktop.engine.model_pull import pull, resolve
+
+    spec = resolve(args.target, args.sha256)
+    print(f"downloading {spec.file} from {urlsplit(spec.url).hostname}", file=sys.stderr)
+    try:
+        path = pull(spec, progress=_progress_line)
+    except KeyboardInterrupt:
+        print("\ndownload paused; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        print(file=sys.stderr)
+    model, info = models.add(path, args.name or spec.name, source="pull")
+    print(f"verified and added {model.name}: {info.architecture} {info.file_type}, {gb(info.size_bytes)}")
+    print(f"use it with: hearth models use {model.name}")
+    return 0
+
+
+def _progress_line(done: int, total: int, speed: float) -> None:
+    """One line on stderr, rewritten in place: Hearth's own progress, no third-party bar."""
+    import sys
+
+    eta = f"ETA {(total - done) / speed:4.0f} s" if speed > 0 and total else ""
+    size = f"{done / 1e6:8.1f} / {total / 1e6:.1f} MB" if total else f"{done / 1e6:8.1f} MB"
+    sys.stderr.write(f"\r  {size}  {speed / 1e6:6.1f} MB/s  {eta}   ")
+    sys.stderr.flush()
 
 
 def list_command() -> int:

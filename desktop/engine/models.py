@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from desktop.engine.gguf_file import GGUFInfo, inspect
 from storage import paths
@@ -117,8 +119,14 @@ def add(path: Path, name: str | None = None, source: str | None = None) -> tuple
 
 def record_speed(path: Path, tokens_per_s: float) -> None:
     """Remember the decode speed last measured for a model file (shown by `hearth models list`)."""
+    key = str(Path(path).resolve())
+    update_settings(lambda data: data.setdefault("speed", {}).__setitem__(key, round(tokens_per_s, 1)))
+
+
+def update_settings(change: Callable[[dict[str, Any]], None]) -> None:
+    """Read the settings file, apply change, write it back atomically."""
     data = _load()
-    data.setdefault("speed", {})[str(Path(path).resolve())] = round(tokens_per_s, 1)
+    change(data)
     _save(data)
 
 
