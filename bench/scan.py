@@ -2,9 +2,10 @@
 
 Builds, under a temporary HOME, an LM Studio folder and a Hugging Face hub cache holding --files files in
 nested folders (READMEs, JSON, tokenizer files, partial downloads, and model files: the bundled GGUF's real
-header in sparse files of its full size) plus an Ollama store of manifests and a blob. Times the full scan (walk + GGUF header parse of every .gguf)
-against `os.walk` listing the same tree (the floor any scan pays), in two corpora: few models in many files,
-and many models. Medians of --runs; the ratio is what parsing headers adds.
+header in sparse files of its full size) plus an Ollama store of manifests and a blob. Times the full scan
+(walk + GGUF header parse of every .gguf) against `os.walk` listing the same tree (the floor any scan
+pays), in two corpora: few models among many files, and many models. Medians of --runs; the difference
+per model is what reading one header costs.
 
     .venv/bin/python bench/scan.py [--files 10000] [--runs 5]
 """
