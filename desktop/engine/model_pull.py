@@ -24,8 +24,10 @@ import hashlib
 import http.client
 import json
 import os
+import queue
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from storage.errors import KnownError
 
 CATALOG_FILE = Path(__file__).with_name("data") / "catalog.json"
 DEFAULT_HOST = "https://huggingface.co"
-CHUNK = 1 << 20
+CHUNK = 4 << 20
 TIMEOUT_S = float(os.environ.get("HEARTH_PULL_TIMEOUT", "60"))  # a server silent this long has stalled
 DISK_MARGIN = 64 << 20  # left free after the download
 USER_AGENT = "hearth-model-pull/0.1"
@@ -195,23 +197,25 @@ def _fetch(
         elif response.status not in (200, 206):
             raise KnownError(f"download failed: HTTP {response.status} {response.reason} for {url}")
         started, last_report, start_done = time.monotonic(), 0.0, done
-        with part.open("r+b" if done else "wb") as out:
+        with part.open("r+b" if done else "wb") as out, _Hasher(digest) as hasher:
             out.seek(done)
             out.truncate()
             while True:
                 if should_stop is not None and should_stop():
                     raise KnownError("download cancelled; run the same command again to resume")
-                chunk = response.read(CHUNK)
-                if not chunk:
+                buffer = hasher.free_buffer()
+                n = response.readinto(buffer)
+                if not n:
                     break
+                chunk = buffer[:n]
                 try:
                     out.write(chunk)
                 except OSError as exc:
                     if exc.errno == errno.ENOSPC:
                         raise KnownError(f"the disk filled up while downloading to {part.parent}") from exc
                     raise
-                digest.update(chunk)
-                done += len(chunk)
+                hasher.add(chunk, buffer)
+                done += n
                 now = time.monotonic()
                 if progress is not None and (now - last_report >= 0.25 or done == total):
                     progress(done, total, (done - start_done) / max(now - started, 1e-6))
@@ -227,6 +231,39 @@ def _fetch(
     if total and done != total:
         raise KnownError(f"the server sent {done:,} of {total:,} bytes; run again to resume")
     return digest
+
+
+class _Hasher:
+    """sha256 on a second thread (hashlib releases the GIL), fed from a small pool of reused buffers: hashing
+    inline cost a third of the throughput (sha256 runs ~260 MB/s on a busy core, loopback ~180 MB/s)."""
+
+    def __init__(self, digest: Any, buffers: int = 4) -> None:
+        self.digest = digest
+        self._free: queue.Queue[memoryview] = queue.Queue()
+        for _ in range(buffers):
+            self._free.put(memoryview(bytearray(CHUNK)))
+        self._todo: queue.Queue[tuple[memoryview, memoryview] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="hearth-pull-sha256", daemon=True)
+
+    def __enter__(self) -> _Hasher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._todo.put(None)
+        self._thread.join()
+
+    def free_buffer(self) -> memoryview:
+        return self._free.get()
+
+    def add(self, chunk: memoryview, buffer: memoryview) -> None:
+        self._todo.put((chunk, buffer))
+
+    def _run(self) -> None:
+        while (item := self._todo.get()) is not None:
+            chunk, buffer = item
+            self.digest.update(chunk)
+            self._free.put(buffer)
 
 
 def _request(method: str, url: str) -> dict[str, str]:
