@@ -87,6 +87,7 @@ def test_catalog_pull_through_a_mirror_verifies_records_and_registers(
     assert entry["sha256"] == bundled_sha and entry["source"] == "pull"
     assert Path(entry["path"]).read_bytes() == bundled_model.read_bytes()
     assert [m for m, path, _ in hub.requests if path.startswith(f"/{REPO}/")] == ["HEAD", "GET"]
+    assert hub.header_names <= {"host", "user-agent", "accept-encoding", "range"}  # what SECURITY.md says
 
     # The recorded sha256 now pins the entry: a server that later serves other bytes is refused up front.
     other = Path(os.environ["HEARTH_HOME"]) / "other.gguf"
@@ -122,6 +123,7 @@ def test_kill_9_mid_download_then_resume_from_where_it_stopped(hearth: Cli, hub,
     assert resumed.returncode == 0, resumed.stderr
     ranges = [r for m, p, r in hub.requests if m == "GET" and p.startswith("/cdn/")]
     assert ranges == [f"bytes={kept}-"], ranges  # asked only for the rest
+    assert hub.header_names == {"host", "user-agent", "accept-encoding", "range"}
     assert _settings()["models"]["model"]["sha256"] == bundled_sha
     assert not part.exists()
 
