@@ -61,7 +61,7 @@ class Services:
 
     def chat_model_path(self) -> Path:
         """The GGUF the engine runs (or would run): the explicit choice, else the registry's active model."""
-        return self._model_path or models.active_model().path
+        return self._model_path or models.require(models.active_model())
 
     def reload_engine(
         self, model_path: Path | None = None, threads: int | None = None, *, apply_adapter: bool = True

@@ -49,6 +49,11 @@ def settings() -> Path:
     return home() / "settings.json"
 
 
+def models() -> Path:
+    """Chat models downloaded by `hearth models pull` (public files, verified by sha256)."""
+    return _sub("models")
+
+
 def logs() -> Path:
     return _sub("logs")
 

@@ -61,6 +61,60 @@ def engine(bundled_model: Path):
     eng.close()
 
 
+@pytest.fixture(scope="session")
+def reference_reply(bundled_model: Path):
+    """Plain `llama_cpp.Llama` on the bundled model: reference_reply(prompt_tokens, params, n_ctx, threads) -> text.
+
+    The differential oracle: Hearth's engine, CLI and API must produce exactly the tokens plain llama.cpp
+    produces from the same rendered prompt and settings (greedy), on whatever CPU runs the suite, instead of
+    a hard-coded answer that is a coin flip between numeric paths. One Llama per (n_ctx, threads), kept.
+    """
+    from llama_cpp import Llama
+
+    from desktop.engine import SamplingParams
+
+    loaded: dict[tuple[int, int], Llama] = {}
+
+    def reply(tokens: list[int], params: SamplingParams, n_ctx: int, threads: int) -> str:
+        key = (n_ctx, threads)
+        if key not in loaded:
+            loaded[key] = Llama(
+                model_path=str(bundled_model), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+            )
+        llama = loaded[key]
+        llama.reset()
+        out = llama.create_completion(
+            prompt=tokens,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            repeat_penalty=params.repeat_penalty,
+            stop=["<|im_end|>", *params.stop],
+        )
+        return out["choices"][0]["text"]
+
+    yield reply
+    for llama in loaded.values():
+        llama.close()
+
+
+@pytest.fixture
+def plain_answer(engine, reference_reply):  # type: ignore[no-untyped-def]
+    """plain_answer(question, max_tokens, n_ctx=None, threads=None): plain llama.cpp's greedy reply to one
+    question framed as Hearth frames it by default (the model's measured system message), with Hearth's
+    default sampling settings. What `hearth ask --temperature 0`, the API and the window must print."""
+    from desktop.engine import DEFAULT_N_CTX, SamplingParams, physical_cores
+    from desktop.engine.prompt_probe import messages_for
+
+    def answer(question: str, max_tokens: int, n_ctx: int = DEFAULT_N_CTX, threads: int | None = None) -> str:
+        tokens = engine.render(messages_for(engine.default_system_prompt, question))
+        params = SamplingParams(temperature=0, max_tokens=max_tokens)
+        return reference_reply(tokens, params, n_ctx, threads or physical_cores())
+
+    return answer
+
+
 # --- encrypted store (storage/store.py) ---------------------------------------------------------------
 
 STORE_PASSPHRASE = "test passphrase: correct horse battery staple"

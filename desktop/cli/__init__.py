@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     services = None
     try:
-        model_path = models.find(args.model).path if args.model else None
+        model_path = models.require(models.find(args.model)) if args.model else None
         services = Services(passphrase_from_env_or_tty(), model_path=model_path, threads=args.threads)  # type: ignore[arg-type]
         if args.command is None:
             from desktop.ui.app import run_app

@@ -16,9 +16,10 @@ from desktop.engine.llama import ChatEvent, Engine, GenerationStats, Message, Sa
 if TYPE_CHECKING:
     from storage.store import Store
 
-# Small models are sensitive to the system prompt: this plain one keeps SmolLM2-135M factual (a "You are
-# Hearth..." persona made it answer "What is the capital of France?" in broken French). Users set their own.
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+# No persona of Hearth's own: without one the model gets the framing measured for it (engine/framing.py).
+# Small models are sensitive to the system message, and a hand-picked one ("You are a helpful assistant.")
+# made SmolLM2-135M's first answer token a coin flip between CPUs. Users set their own persona.
+DEFAULT_SYSTEM_PROMPT = ""
 # Share of the context window that retrieved passages may take; the rest is the chat and the answer.
 GROUNDING_SHARE = 0.5
 
@@ -59,7 +60,7 @@ class Conversation:
         self.store = store
         self.save = save and store is not None
         self.use_docs = use_docs
-        self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT
+        self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT  # "" : the model's measured framing
         self.conversation_id = conversation_id
         self.history: list[Message] = []
         self.last_sources: list[dict[str, Any]] = []
@@ -78,12 +79,12 @@ class Conversation:
 
     def stream(self, text: str, params: SamplingParams | None = None) -> Iterator[ChatEvent]:
         """Send text; yield the reply's events while saving them."""
-        system = self.system_prompt
+        system = self.system_prompt or self.engine.default_system_prompt
         self.last_sources = []
         if self.use_docs:
             system, self.last_sources = self._grounded_system_prompt(text)
         user = Message("user", text)
-        messages = [Message("system", system), *self.history, user]
+        messages = [*([] if system is None else [Message("system", system)]), *self.history, user]
         self._save_new("user", text)
         self.history.append(user)
         assistant_id: int | None = None
@@ -147,7 +148,8 @@ class Conversation:
         hits = search(self.store, question, k=8)
         budget = int(self.engine.n_ctx * GROUNDING_SHARE)
         block, sources = build_context(hits, budget, self.engine.count_tokens)
-        return f"{self.system_prompt}\n\n{block}", sources
+        persona = self.system_prompt or self.engine.default_system_prompt
+        return f"{persona}\n\n{block}" if persona else block, sources
 
 
 def _title(text: str, limit: int = 60) -> str:

@@ -134,11 +134,37 @@ def _read_value(f: BinaryIO, value_type: int, size: int) -> object:
         item_type, count = _read(f, "<IQ")
         if item_type in _SCALAR:  # skip fixed-size arrays without decoding them
             f.seek(struct.calcsize(_SCALAR[item_type]) * count, 1)
+        elif item_type == _STRING:
+            _skip_strings(f, count, size)
         else:
             for _ in range(count):
                 _read_value(f, item_type, size)
         return f"<array of {count}>"
     raise struct.error(f"unknown value type {value_type}")
+
+
+_U64 = struct.Struct("<Q")
+
+
+def _skip_strings(f: BinaryIO, count: int, size: int) -> None:
+    """Skip an array of strings (a vocabulary: ~100k of them) by their lengths alone, walking 1 MiB windows
+    with unpack_from: reading each length with its own file call made a scan ~10x slower."""
+    base = f.tell()
+    window, off = f.read(1 << 20), 0
+    for _ in range(count):
+        if off + 8 > len(window):
+            base += off
+            f.seek(base)
+            window, off = f.read(1 << 20), 0
+            if len(window) < 8:
+                raise struct.error("short read")
+        (n,) = _U64.unpack_from(window, off)
+        if n > size:
+            raise struct.error("string longer than file")
+        off += 8 + n
+    if base + off > size:
+        raise struct.error("short read")
+    f.seek(base + off)
 
 
 def _file_type_name(value: object) -> str:

@@ -16,6 +16,7 @@ single worker; the lock makes a mistake there a wait, not a crash).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from desktop.engine.model_fit import DEFAULT_N_CTX, check_fits
 from desktop.engine.models import check_chat_model
 from storage.errors import KnownError
 
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Role = Literal["system", "user", "assistant"]
-DEFAULT_N_CTX = 4096
 DEFAULT_MAX_TOKENS = 512
 # Trimming drops old turns down to this share of the prompt budget, not just under it: the kept prefix then
 # stays stable for several turns, so the KV cache keeps being reused instead of re-evaluated every turn.
@@ -99,6 +100,7 @@ class Engine:
         self._lock = threading.RLock()
         self._cancel = threading.Event()
         self._adapter: LiveAdapter | None = None
+        self._recorded_speed = 0.0
         meta = llama.metadata
         template = meta.get("tokenizer.chat_template")
         if not template:
@@ -115,6 +117,7 @@ class Engine:
 
         threads = threads or physical_cores()
         n_ctx = min(n_ctx, info.context_length or n_ctx)
+        check_fits(info, n_ctx)  # a model that does not fit would not fail: it would swap the machine to a halt
         try:
             llama = Llama(
                 model_path=str(path),
@@ -133,6 +136,20 @@ class Engine:
             if self._adapter is not None:
                 self._adapter.close()
             self.llama.close()
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The GGUF's content hash (memoised on disk by size and mtime): its identity for framing and adapters."""
+        from personalize.base import file_sha256
+
+        return file_sha256(self.path)
+
+    @functools.cached_property
+    def default_system_prompt(self) -> str | None:
+        """The system message of a chat without a persona: the framing measured for this GGUF; None for none."""
+        from desktop.engine.framing import default_system_prompt
+
+        return default_system_prompt(self.sha256)
 
     # --- tokens -----------------------------------------------------------------------------------
 
@@ -275,7 +292,24 @@ class Engine:
             decode_tokens_per_s=(produced - 1) / (end - first) if produced > 1 and end > first else 0.0,
             finish_reason=finish,
         )
+        self._remember_speed(stats)
         yield ChatEvent("done", stats=stats)
+
+    def _remember_speed(self, stats: GenerationStats) -> None:
+        """Record the decode speed for `hearth models list` (only from replies long enough to measure, and
+        only when it moved by over 5%, so a chat does not rewrite the settings file every turn)."""
+        if stats.completion_tokens < 8 or stats.finish_reason == "cancelled":
+            return
+        last = self._recorded_speed
+        if last and abs(stats.decode_tokens_per_s - last) <= 0.05 * last:
+            return
+        from desktop.engine.models import record_speed
+
+        try:
+            record_speed(self.path, stats.decode_tokens_per_s)
+            self._recorded_speed = stats.decode_tokens_per_s
+        except (OSError, KnownError) as exc:  # a read-only or full disk must not cost the user an answer
+            log.warning("model speed not recorded: %s", exc)
 
     def _common_prefix(self, tokens: list[int]) -> int:
         cached = self.llama._input_ids[: self.llama.n_tokens]  # what the KV cache holds now
@@ -320,10 +354,9 @@ class Engine:
 
     def _live_adapter(self) -> LiveAdapter:
         if self._adapter is None:
-            from personalize.base import file_sha256
             from personalize.live import LiveAdapter
 
-            self._adapter = LiveAdapter(self.llama, file_sha256(self.path))
+            self._adapter = LiveAdapter(self.llama, self.sha256)
         return self._adapter
 
 

@@ -52,3 +52,24 @@ def test_startup_imports_stay_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"heavy modules imported at startup: {result.stdout.strip()}"
+
+
+# Modules that can open a network connection. Only an explicit `hearth models pull` may (model_pull.py);
+# the API server binds its listening socket on loopback itself (desktop/api/server.py).
+NETWORK_MODULES = ("socket", "http.client", "urllib.request", "httpx", "requests", "aiohttp", "urllib3", "ftplib")
+NETWORK_ALLOWED = {"desktop/engine/model_pull.py", "desktop/api/server.py"}
+
+
+def test_only_the_model_pull_opens_outbound_connections() -> None:
+    offenders = []
+    for package in ("desktop", "storage", "personalize"):
+        for file in (ROOT / package).rglob("*.py"):
+            rel = str(file.relative_to(ROOT))
+            for node in ast.walk(ast.parse(file.read_text("utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                if any(n == m or n.startswith(f"{m}.") for n in names for m in NETWORK_MODULES):
+                    offenders.append(rel)
+    assert sorted(set(offenders) - NETWORK_ALLOWED) == []
+    assert "desktop/engine/model_pull.py" in offenders  # the check sees the one that does

@@ -81,3 +81,27 @@ def test_add_search_and_ask_work_without_any_network(tmp_path: Path) -> None:
     assert asked.returncode == 0, asked.stderr
     reply = json.loads(asked.stdout)
     assert reply["answer"] and Path(reply["sources"][0]["source"]).name == "vault.md"
+
+
+def test_models_scan_add_and_list_open_no_socket(tmp_path: Path) -> None:
+    """Finding and registering the models other apps downloaded reads files only: not one connect()."""
+    _need_strace()
+    import os
+    import shutil
+
+    from desktop.engine.models import bundled_model_path
+
+    sb = kit.Sandbox(tmp_path / "world", strace_dir=tmp_path / "strace")
+    found = sb.root / "user" / ".lmstudio" / "models" / "org" / "repo" / "found.gguf"
+    found.parent.mkdir(parents=True)
+    try:
+        os.link(bundled_model_path(), found)
+    except OSError:
+        shutil.copyfile(bundled_model_path(), found)
+    scanned = sb.ok("models", "scan", "--json")
+    assert [m["name"] for m in json.loads(scanned.stdout)] == ["org/repo/found.gguf"]
+    sb.ok("models", "add", "org/repo/found.gguf")
+    assert "found" in sb.ok("models", "list").stdout
+    logs = sorted((tmp_path / "strace").glob("*.strace"))
+    assert len(logs) == 3
+    assert {log.name: kit.connect_targets(log) for log in logs} == {log.name: [] for log in logs}

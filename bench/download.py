@@ -1,0 +1,93 @@
+"""Download throughput: `hearth models pull`'s downloader versus curl, fetching the same file from the same
+local server (tests/fixtures/model_hub.py: the hub's URL layout on 127.0.0.1, 302 redirect to the bytes).
+
+Hearth's time includes what curl does not do: the HEAD for the LFS sha256, hashing every byte, fsync and
+the verification before the file is moved into place. Two corpora: the bundled GGUF (98 MB) and a 400 MB
+file. Runs alternate between the two clients; medians are reported. Goal: >= 0.9x curl's throughput.
+
+    .venv/bin/python bench/download.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from desktop.engine.model_pull import PullSpec, pull
+from desktop.engine.models import bundled_model_path
+
+ROOT = Path(__file__).resolve().parents[1]
+HUB_SCRIPT = ROOT / "tests" / "fixtures" / "model_hub.py"
+_spec = importlib.util.spec_from_file_location("model_hub", HUB_SCRIPT)
+model_hub = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+sys.modules["model_hub"] = model_hub
+_spec.loader.exec_module(model_hub)  # type: ignore[union-attr]
+
+
+def hearth_once(url: str, sha: str, folder: Path) -> float:
+    start = time.perf_counter()
+    path = pull(PullSpec(url, "bench.gguf", "bench", sha, None), dest_dir=folder)
+    elapsed = time.perf_counter() - start
+    path.unlink()
+    return elapsed
+
+
+def curl_once(url: str, folder: Path) -> float:
+    out = folder / "curl.gguf"
+    start = time.perf_counter()
+    subprocess.run(["curl", "-sSfL", "-o", str(out), url], check=True)
+    elapsed = time.perf_counter() - start
+    out.unlink()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        os.environ["HEARTH_HOME"] = str(work / "home")
+        bundled = bundled_model_path()
+        big = work / "big.gguf"
+        with big.open("wb") as f:
+            for _ in range(4):
+                f.write(bundled.read_bytes())
+        # The server runs in its own process, as a real one would: in this one it would take the GIL from
+        # Hearth's downloader but not from curl.
+        files = {"bench/small/bench.gguf": bundled, "bench/big/bench.gguf": big}
+        server = subprocess.Popen(
+            [sys.executable, str(HUB_SCRIPT), *(f"{k}={v}" for k, v in files.items())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        hub = model_hub.Hub(files=files, port=int(server.stdout.readline()))  # type: ignore[union-attr]
+        print(f"CPU: {os.cpu_count()} logical cores; loopback server; median of {args.runs} alternating runs")
+        try:
+            for label, key, path in (("98 MB (bundled GGUF)", "bench/small", bundled), ("400 MB", "bench/big", big)):
+                url = hub.url(key, "bench.gguf")
+                sha = model_hub.sha256_of(path)
+                size = path.stat().st_size
+                ours, theirs = [], []
+                for _ in range(args.runs):
+                    ours.append(hearth_once(url, sha, work))
+                    theirs.append(curl_once(url, work))
+                h, c = statistics.median(ours), statistics.median(theirs)
+                print(
+                    f"{label:22} hearth {size / h / 1e6:7.1f} MB/s  curl {size / c / 1e6:7.1f} MB/s  "
+                    f"ratio {c / h:.2f}x (goal >= 0.9x)"
+                )
+        finally:
+            server.communicate("")
+
+
+if __name__ == "__main__":
+    main()
