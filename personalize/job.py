@@ -200,8 +200,10 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the background process (`python -m personalize.job`)."""
+    from storage.hardening import disable_core_dumps
     from storage.offline import ensure_offline
 
+    disable_core_dumps()  # it will hold the key and decrypted training text
     ensure_offline()
     parser = argparse.ArgumentParser(prog="personalize.job")
     parser.add_argument("--max-minutes", type=float, default=0.0)

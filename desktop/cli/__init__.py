@@ -13,6 +13,7 @@ import os
 import sys
 
 from storage.errors import KnownError
+from storage.hardening import disable_core_dumps
 from storage.offline import ensure_offline
 
 GROUPS = ["chat", "models", "doctor", "store", "docs", "personalize", "serve"]
@@ -61,6 +62,7 @@ def _prompt_passphrase(first_run: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    disable_core_dumps()  # before the key or any user text is in memory
     ensure_offline()
     parser = build_parser()
     args = parser.parse_args(argv)
