@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from storage import paths
-from storage.errors import KnownError
+from storage.errors import KnownError, disk_full
 
 STATUS_FILE = "personalize.status.json"
 CONTROL_FILE = "personalize.control"
@@ -224,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Store.open(passphrase) as store:
             run(store, args.max_minutes, args.model, args.pause_on_battery, cfg=cfg)
-    except KnownError as err:
-        print(f"personalize: {err}", file=sys.stderr)
+    except Exception as err:
+        known = err if isinstance(err, KnownError) else disk_full(err)
+        if known is None:
+            raise
+        print(f"personalize: {known}", file=sys.stderr)
         return 1
     return 0
 

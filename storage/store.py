@@ -40,7 +40,7 @@ class Store:
 
     def __init__(self, conn: sqlcipher3.Connection, key: bytes, custody: Custody, lock: _Lock) -> None:
         self._conn = conn
-        self._database = Database(conn, execute_plugins=False)
+        self._database = dbmod.StoreDatabase(conn, execute_plugins=False)
         self._key = key
         self._custody = custody
         self._lock = lock
@@ -185,7 +185,7 @@ class Store:
             keys.fsync_dir(db_path.parent)
             self._custody.promote_pending(new_key)
             self._conn = dbmod.connect(db_path, new_key)
-            self._database = Database(self._conn, execute_plugins=False)
+            self._database = dbmod.StoreDatabase(self._conn, execute_plugins=False)
             self._key = new_key
         finally:
             self._lock.shared_again()

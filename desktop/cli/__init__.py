@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from storage.errors import KnownError
+from storage.errors import KnownError, disk_full
 from storage.hardening import disable_core_dumps
 from storage.offline import ensure_offline
 
@@ -80,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args, services) or 0)
     except KnownError as exc:
         print(f"hearth: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        full = disk_full(exc)  # a write path that did not say so itself (a cache, a log, opening the store)
+        if full is None:
+            raise
+        print(f"hearth: {full}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)
