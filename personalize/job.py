@@ -27,6 +27,7 @@ from storage.errors import KnownError, disk_full
 STATUS_FILE = "personalize.status.json"
 CONTROL_FILE = "personalize.control"
 LIVE_STATES = ("starting", "loading", "training", "evaluating")
+SECRET_ENV = ("HEARTH_PASSPHRASE", "HEARTH_NEW_PASSPHRASE")  # never inherited by the trainer
 
 
 def status_path() -> Path:
@@ -126,6 +127,8 @@ def spawn(
     live = running()
     if live is not None:
         raise KnownError(f"Personalization is already running (process {live['pid']}).")
+    if passphrase is None:
+        passphrase = os.environ.get("HEARTH_PASSPHRASE")  # through the pipe, not the inherited environment
     argv = [sys.executable, "-m", "personalize.job", "--max-minutes", str(max_minutes)]
     if gguf is not None:
         argv += ["--model", str(gguf)]
@@ -134,8 +137,9 @@ def spawn(
     if passphrase is not None:
         argv.append("--passphrase-stdin")
     log = (paths.logs() / "personalize.log").open("ab")
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}  # the secret goes through the pipe only
     process = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True, close_fds=True
+        argv, stdin=subprocess.PIPE, stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True
     )
     assert process.stdin is not None
     if passphrase is not None:
