@@ -127,7 +127,7 @@ def test_a_locked_keychain_is_a_clear_error_and_changes_nothing(
     locked_keyring.locked = True
     before = helpers.snapshot(hearth_home)
     monkeypatch.setenv("HEARTH_PASSPHRASE", "a passphrase that must not be used")  # no fallback to a new key
-    with pytest.raises(KnownError, match="keychain refused .* unlock it"):
+    with pytest.raises(KnownError, match=r"keychain refused .* unlock it"):
         Store.open()
     assert helpers.snapshot(hearth_home) == before
     locked_keyring.locked = False
@@ -143,7 +143,8 @@ def test_a_rotated_token_takes_effect_on_the_running_server(api_server, store: S
     old = api_token(store)
 
     def status(token: str) -> int:
-        return httpx.get(f"{server.base_url}/models", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.get(f"{server.base_url}/models", headers=headers, timeout=30).status_code
 
     assert status(old) == 200
     server.token = rotate_api_token(store)
