@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -191,8 +192,14 @@ class Ingester:
 def _read(path: Path, max_bytes: int) -> tuple[bytes, float]:
     """The file's bytes (at most max_bytes, else refused) and its mtime, from one open handle."""
     try:
-        with path.open("rb") as f:
-            mtime = os.fstat(f.fileno()).st_mtime
+        # O_NONBLOCK: a path swapped for a FIFO since discovery must not block the open; fstat then refuses it.
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            info = os.fstat(f.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(info.st_mode):
+                raise ParseError("not a regular file (a named pipe, socket or device)")
+            mtime = info.st_mtime
             data = f.read(max_bytes + 1)
     except PermissionError:
         raise ParseError("permission denied") from None
