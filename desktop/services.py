@@ -41,13 +41,33 @@ class Services:
         self._threads = threads
         self._store: Store | None = None
         self._engine: Engine | None = None
+        self._typed_passphrase: str | None = None
 
     def store(self) -> Store:
         if self._store is None:
             from storage.store import Store
 
-            self._store = Store.open(self._passphrase)
+            source = self._passphrase
+            if callable(source):
+                prompt = source
+
+                def source(first_run: bool) -> str:  # remembered for `unlocking_passphrase`
+                    self._typed_passphrase = prompt(first_run)
+                    return self._typed_passphrase
+
+            self._store = Store.open(source)
         return self._store
+
+    def unlocking_passphrase(self) -> str | None:
+        """The passphrase that unlocked the store when it was typed or given; None for a keychain.
+
+        For a background job, which gets it through a pipe (`personalize.job.spawn`).
+        """
+        if self.store().custody == "keyring":
+            return None
+        if isinstance(self._passphrase, str):
+            return self._passphrase
+        return self._typed_passphrase  # None: `job.spawn` pipes HEARTH_PASSPHRASE itself
 
     def engine(self) -> Engine:
         if self._engine is None:

@@ -1,6 +1,7 @@
 """The bundle's entry point: the `hearth` executable runs exactly what the installed `hearth` script runs.
 
-Two things only a frozen app needs, done before the CLI is imported:
+Core dumps are disabled first (`storage.hardening`). Two things only a frozen app needs, done before the CLI
+is imported:
 - `desktop.frozen.configure()` points Hearth at the bundled models and keeps it offline;
 - `hearth -m MODULE ARGS...` runs a module, like `python -m`. Background jobs (training, indexing) start
   themselves as `[sys.executable, "-m", "personalize.worker", ...]`; in a bundle `sys.executable` is this
@@ -14,6 +15,9 @@ import sys
 
 
 def _run() -> int:
+    from storage.hardening import disable_core_dumps
+
+    disable_core_dumps()  # first: nothing this process holds may reach a core dump
     if getattr(sys, "frozen", False):
         from desktop.frozen import configure
 

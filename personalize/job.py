@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from storage import paths
-from storage.errors import KnownError
+from storage.errors import KnownError, disk_full
 
 STATUS_FILE = "personalize.status.json"
 CONTROL_FILE = "personalize.control"
 LIVE_STATES = ("starting", "loading", "training", "evaluating")
+SECRET_ENV = ("HEARTH_PASSPHRASE", "HEARTH_NEW_PASSPHRASE")  # never inherited by the trainer
 
 
 def status_path() -> Path:
@@ -126,6 +127,8 @@ def spawn(
     live = running()
     if live is not None:
         raise KnownError(f"Personalization is already running (process {live['pid']}).")
+    if passphrase is None:
+        passphrase = os.environ.get("HEARTH_PASSPHRASE")  # through the pipe, not the inherited environment
     argv = [sys.executable, "-m", "personalize.job", "--max-minutes", str(max_minutes)]
     if gguf is not None:
         argv += ["--model", str(gguf)]
@@ -134,8 +137,9 @@ def spawn(
     if passphrase is not None:
         argv.append("--passphrase-stdin")
     log = (paths.logs() / "personalize.log").open("ab")
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}  # the secret goes through the pipe only
     process = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True, close_fds=True
+        argv, stdin=subprocess.PIPE, stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True
     )
     assert process.stdin is not None
     if passphrase is not None:
@@ -200,8 +204,10 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the background process (`python -m personalize.job`)."""
+    from storage.hardening import disable_core_dumps
     from storage.offline import ensure_offline
 
+    disable_core_dumps()  # it will hold the key and decrypted training text
     ensure_offline()
     parser = argparse.ArgumentParser(prog="personalize.job")
     parser.add_argument("--max-minutes", type=float, default=0.0)
@@ -222,8 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Store.open(passphrase) as store:
             run(store, args.max_minutes, args.model, args.pause_on_battery, cfg=cfg)
-    except KnownError as err:
-        print(f"personalize: {err}", file=sys.stderr)
+    except Exception as err:
+        known = err if isinstance(err, KnownError) else disk_full(err)
+        if known is None:
+            raise
+        print(f"personalize: {known}", file=sys.stderr)
         return 1
     return 0
 

@@ -84,38 +84,39 @@ class Registry:
         torch.save(lora_state, buffer)
         self._store.blobs.put(_gguf_blob(record.id), gguf)
         self._store.blobs.put(_lora_blob(record.id), buffer.getvalue())
-        records = [asdict(r) for r in self.list()]
-        stored = asdict(record)
-        stored.pop("active")
-        for r in records:
-            r.pop("active")
-        self._store.settings.set(RECORDS_KEY, [*records, stored])
+        with self._store.db.atomic():  # read-modify-write: another process may add or delete meanwhile
+            self._write_records([*self.list(), record])
         return record
 
+    def _write_records(self, records: list[AdapterRecord]) -> None:
+        stored = [{k: v for k, v in asdict(r).items() if k != "active"} for r in records]
+        self._store.settings.set(RECORDS_KEY, stored)
+
     def set_active(self, adapter_id: str | None) -> None:
-        if adapter_id is not None:
-            self.get(adapter_id)
-        previous = self.active_id()
-        if previous != adapter_id:
-            self._store.settings.set(PREVIOUS_KEY, previous)
-        self._store.settings.set(ACTIVE_KEY, adapter_id)
+        with self._store.db.atomic():
+            if adapter_id is not None:
+                self.get(adapter_id)
+            previous = self.active_id()
+            if previous != adapter_id:
+                self._store.settings.set(PREVIOUS_KEY, previous)
+            self._store.settings.set(ACTIVE_KEY, adapter_id)
 
     def rollback(self) -> str | None:
         """Re-activate whatever was active before the last switch (None: the base model)."""
-        previous = self._store.settings.get(PREVIOUS_KEY)
-        if previous is not None and previous not in {r.id for r in self.list()}:
-            previous = None
-        self.set_active(previous)
+        with self._store.db.atomic():
+            previous = self._store.settings.get(PREVIOUS_KEY)
+            if previous is not None and previous not in {r.id for r in self.list()}:
+                previous = None
+            self.set_active(previous)
         return previous
 
     def delete(self, adapter_id: str) -> None:
-        self.get(adapter_id)
-        if self.active_id() == adapter_id:
-            self.set_active(None)
-        records = [asdict(r) for r in self.list() if r.id != adapter_id]
-        for r in records:
-            r.pop("active")
-        self._store.settings.set(RECORDS_KEY, records)
+        """Drop the record in one transaction, then its blobs (a crash in between leaves only orphan blobs)."""
+        with self._store.db.atomic():
+            self.get(adapter_id)
+            if self.active_id() == adapter_id:
+                self.set_active(None)
+            self._write_records([r for r in self.list() if r.id != adapter_id])
         self._store.blobs.delete(_gguf_blob(adapter_id))
         self._store.blobs.delete(_lora_blob(adapter_id))
 

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 from sqlite_utils import Database
 
 from storage import paths
-from storage.errors import KnownError
+from storage.errors import KnownError, disk_full
 from storage.keys import fsync_dir
 from storage.timeutil import now
 
@@ -73,13 +73,17 @@ class Blobs:
                 os.fsync(out.fileno())
             os.replace(tmp, directory / file_id)
             fsync_dir(directory)
-        except BaseException:
+        except BaseException as e:
             tmp.unlink(missing_ok=True)
+            full = disk_full(e)
+            if full is not None:  # the old version of `name`, if any, is untouched
+                raise full from None
             raise
         stamp = now()
-        old = self._row(name)
+        old = None
         try:
             with self._db().atomic() as db:
+                old = self._row(name)  # inside the transaction: another process may replace it meanwhile
                 db.execute(
                     """INSERT INTO blobs (name, file, generation, size, created, updated) VALUES (?, ?, ?, ?, ?, ?)
                        ON CONFLICT(name) DO UPDATE SET file = excluded.file, generation = excluded.generation,

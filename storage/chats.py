@@ -171,7 +171,7 @@ class Chats:
         Each hit: conversation_id, title, message_id, role, snippet, updated. The whole query is one FTS5
         phrase, so operators typed by the user are just text.
         """
-        text = text.strip()
+        text = text.replace("\x00", "").strip()  # FTS5 reads a NUL as the end of the query ("unterminated string")
         if not text:
             return []
         self.index_pending()

@@ -5,6 +5,13 @@ keychain or Argon2 step in `storage.keys`. The key is checked right after openin
 page 1 on the first statement, and a wrong key must never reach a write. sqlcipher3 has its own
 exception classes (not stdlib sqlite3's), caught here and turned into `KnownError`s.
 
+Between processes (the window, `hearth add`, the trainer, `hearth serve` on one store): every write
+transaction starts with `BEGIN IMMEDIATE` (`StoreDatabase.atomic`), which takes the write lock up front and
+waits up to `BUSY_TIMEOUT_MS` for it. A deferred `BEGIN` that reads and then writes cannot wait: if another
+process committed since its read, SQLite fails it at once with "database is locked" (SQLITE_BUSY_SNAPSHOT),
+whatever the busy timeout. The timeout is set before the key check, so a store busy with another process's
+write at that moment waits instead of being reported as a wrong key.
+
 Pragmas and why:
 - `journal_mode=WAL`: readers never block the writer; per-token commits are appends to the WAL.
 - `synchronous=NORMAL`: in WAL mode a process crash (kill -9) loses nothing committed; only an OS crash or
@@ -15,14 +22,19 @@ Pragmas and why:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlcipher3
+from sqlite_utils import Database
 
-from storage.errors import KnownError
+from storage.errors import KnownError, disk_full
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 30_000  # a long ingest transaction of another process can hold the write lock this long
 
 
 class KeyDoesNotOpen(KnownError):
@@ -54,11 +66,17 @@ def connect(path: Path, key: bytes) -> sqlcipher3.Connection:
     # Autocommit (isolation_level=None): the driver never opens a transaction behind our back. In its default
     # mode any stray INSERT/DELETE (even into a temp table) silently began one, every later `atomic()` became
     # a savepoint inside it, and closing the connection rolled all of it back: chats were lost.
-    conn = sqlcipher3.connect(str(path), check_same_thread=False, isolation_level=None)
+    # `timeout` is SQLite's busy timeout, set at open: before the key check's first read of the file.
+    conn = sqlcipher3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         conn.execute("PRAGMA cipher_log_level = NONE")
         conn.execute(f"PRAGMA key = {key_pragma(key)}")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.OperationalError as e:
+        conn.close()
+        if is_busy(e):
+            raise KnownError(f"{path.name} is busy in another Hearth process; try again in a moment") from None
+        raise KeyDoesNotOpen(f"the key does not open {path.name}") from None
     except sqlcipher3.DatabaseError:
         conn.close()
         raise KeyDoesNotOpen(f"the key does not open {path.name}") from None
@@ -69,11 +87,57 @@ def connect(path: Path, key: bytes) -> sqlcipher3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 5000")
     except sqlcipher3.Error as e:
         conn.close()
-        raise KnownError(f"cannot open {path.name}: {_reason(e)}") from None
+        raise disk_full(e) or KnownError(f"cannot open {path.name}: {_reason(e)}") from None
     return conn
+
+
+def is_busy(error: BaseException) -> bool:
+    return isinstance(error, sqlcipher3.OperationalError) and ("locked" in str(error) or "busy" in str(error))
+
+
+class StoreDatabase(Database):
+    """sqlite-utils' Database whose transactions begin IMMEDIATE (see the module docstring).
+
+    sqlite-utils runs every table write (`insert`, `upsert`, `delete_where`, ...) through `atomic()`, so this
+    one override covers them all. Nested blocks stay savepoints inside the outer transaction. A full disk
+    (SQLITE_FULL) rolls the transaction back and becomes `DiskFull`.
+    """
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Database]:
+        if self.conn.in_transaction:
+            savepoint = f"nested_{secrets.token_hex(8)}"
+            self.conn.execute(f"SAVEPOINT {savepoint}")
+            try:
+                yield self
+            except BaseException:
+                if self.conn.in_transaction:  # an error may have rolled the whole transaction back already
+                    self.conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                    self.conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                raise
+            self.conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlcipher3.OperationalError as e:
+            if is_busy(e):
+                raise KnownError(
+                    f"another Hearth process kept the store busy for {BUSY_TIMEOUT_MS // 1000} s; nothing was "
+                    f"changed, try again"
+                ) from None
+            raise
+        try:
+            yield self
+            self.conn.execute("COMMIT")
+        except BaseException as e:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            full = disk_full(e)
+            if full is not None and full is not e:
+                raise full from None
+            raise
 
 
 def export(conn: sqlcipher3.Connection, dest: Path, key: bytes, extra_sql: list[tuple[str, tuple]] = ()) -> None:

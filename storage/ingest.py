@@ -228,6 +228,8 @@ def _read(path: Path, max_bytes: int) -> tuple[bytes, float]:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError
             if not stat.S_ISREG(st.st_mode):
                 raise ParseError("not a regular file (it became a named pipe, socket or device)")
             if st.st_size > max_bytes:

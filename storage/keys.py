@@ -36,6 +36,9 @@ MIN_PASSPHRASE = 8
 # Argon2id cost: OWASP's "m=64 MiB" tier; ~0.2 s per unlock on a 2020s laptop core. Stored per file, so a
 # later release can raise it on the next passphrase change without breaking old files.
 ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
+# What a key file may ask for, inclusive: a tampered file must not make an unlock allocate gigabytes or spin
+# for hours before its AEAD check can fail. Generous, so a later release can still raise the cost.
+ARGON2_LIMITS = {"time_cost": (1, 64), "memory_cost": (8 * 1024, 4 * 1024 * 1024), "parallelism": (1, 64)}
 
 PassphraseSource = str | Callable[[bool], str] | None
 
@@ -328,15 +331,10 @@ def _derive(passphrase: str, kdf: dict[str, Any]) -> bytes:
 
     if kdf.get("name") != "argon2id":
         raise ValueError("unknown kdf")
-    return hash_secret_raw(
-        passphrase.encode("utf-8"),
-        _unb64(kdf["salt"]),
-        time_cost=int(kdf["time_cost"]),
-        memory_cost=int(kdf["memory_cost"]),
-        parallelism=int(kdf["parallelism"]),
-        hash_len=KEY_BYTES,
-        type=Type.ID,
-    )
+    cost = {name: int(kdf[name]) for name in ARGON2_LIMITS}
+    if any(not low <= cost[name] <= high for name, (low, high) in ARGON2_LIMITS.items()):
+        raise KnownError("the key file asks for Argon2 costs outside Hearth's limits: it was damaged or tampered with")
+    return hash_secret_raw(passphrase.encode("utf-8"), _unb64(kdf["salt"]), hash_len=KEY_BYTES, type=Type.ID, **cost)
 
 
 def _aad(record: dict[str, Any]) -> bytes:

@@ -33,6 +33,7 @@ from storage.settings import Settings
 from storage.timeutil import now
 
 REKEY_SUFFIX = ".rekey"
+KEEP_BACKUPS = 2  # migration backups kept: the one before the latest upgrade and the one before that
 
 
 class Store:
@@ -40,7 +41,7 @@ class Store:
 
     def __init__(self, conn: sqlcipher3.Connection, key: bytes, custody: Custody, lock: _Lock) -> None:
         self._conn = conn
-        self._database = Database(conn, execute_plugins=False)
+        self._database = dbmod.StoreDatabase(conn, execute_plugins=False)
         self._key = key
         self._custody = custody
         self._lock = lock
@@ -117,10 +118,24 @@ class Store:
         self.blobs.remove_orphans()
 
     def _backup(self, version: int) -> Path:
-        """An encrypted copy (same key) taken before migrating from `version`."""
+        """An encrypted copy (same key) taken before migrating from `version`; the newest KEEP_BACKUPS stay.
+
+        Written under a temporary name and renamed when complete, so a crash never leaves a partial copy
+        that looks like a backup.
+        """
         stamp = now().replace(":", "").replace("-", "").replace(".", "")
         dest = paths.backups() / f"hearth-schema{version}-{stamp}.db"
-        dbmod.export(self._conn, dest, self._key)
+        partial = dest.with_name(dest.name + ".partial")
+        partial.unlink(missing_ok=True)
+        try:
+            dbmod.export(self._conn, partial, self._key)
+            os.replace(partial, dest)
+            keys.fsync_dir(dest.parent)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        for old in backups()[:-KEEP_BACKUPS]:
+            old.unlink(missing_ok=True)
         return dest
 
     # -- public API ---------------------------------------------------------------------------------
@@ -163,8 +178,11 @@ class Store:
         """Re-wrap the same database key under a new passphrase (the database itself is not touched)."""
         self._custody.change_passphrase(self._key, new_passphrase)
 
-    def rekey(self) -> None:
+    def rekey(self) -> list[Path]:
         """Rotate the database key itself: an encrypted copy under a new key replaces the file atomically.
+
+        Returns the migration backups it deleted: they were encrypted under the old key, which must stop
+        opening anything (the caller tells the user).
 
         Crash safety: the new key is first saved as *pending* in custody; the copy is written and fsynced
         beside the database, then renamed over it; then the pending key becomes current. `open` tries the
@@ -192,10 +210,14 @@ class Store:
             keys.fsync_dir(db_path.parent)
             self._custody.promote_pending(new_key)
             self._conn = dbmod.connect(db_path, new_key)
-            self._database = Database(self._conn, execute_plugins=False)
+            self._database = dbmod.StoreDatabase(self._conn, execute_plugins=False)
             self._key = new_key
         finally:
             self._lock.shared_again()
+        removed = backups()
+        for old in removed:
+            old.unlink(missing_ok=True)
+        return removed
 
     def integrity_check(self) -> list[str]:
         """SQLite's page-level check plus the FTS index check; `["ok"]` when healthy."""
@@ -205,6 +227,11 @@ class Store:
         except sqlcipher3.DatabaseError as e:
             rows = [*(r for r in rows if r != "ok"), f"messages_fts: {e}"]
         return rows
+
+
+def backups() -> list[Path]:
+    """The migration backups in `paths.backups()`, oldest first."""
+    return sorted(paths.backups().glob("hearth-schema*.db"), key=lambda p: p.stat().st_mtime)
 
 
 def _mismatch(custody: Custody, db_path: Path, key_path: Path) -> str:

@@ -12,7 +12,8 @@ import importlib
 import os
 import sys
 
-from storage.errors import KnownError
+from storage.errors import KnownError, disk_full
+from storage.hardening import disable_core_dumps
 from storage.offline import ensure_offline
 
 GROUPS = ["chat", "models", "doctor", "store", "docs", "personalize", "serve", "clients", "mcp"]
@@ -61,6 +62,7 @@ def _prompt_passphrase(first_run: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    disable_core_dumps()  # before the key or any user text is in memory
     ensure_offline()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -78,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args, services) or 0)
     except KnownError as exc:
         print(f"hearth: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        full = disk_full(exc)  # a write path that did not say so itself (a cache, a log, opening the store)
+        if full is None:
+            raise
+        print(f"hearth: {full}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)

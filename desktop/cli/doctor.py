@@ -16,6 +16,7 @@ from desktop.engine import models
 from desktop.services import Services
 from storage import paths
 from storage.errors import KnownError
+from storage.hardening import core_dumps_disabled
 
 PACKAGES = [
     "hearth", "llama-cpp-python", "sqlcipher3", "sqlite-utils", "keyring", "PySide6-Essentials",
@@ -67,6 +68,10 @@ def gather() -> tuple[dict[str, object], list[str]]:
             problems.append(f"{module} is not installed: {why} cannot work")
     facts["keyring"] = _keyring_backend()
     facts["key_custody"] = _custody()
+    disabled = core_dumps_disabled()
+    facts["core_dumps"] = {True: "disabled", False: "enabled", None: "not applicable"}[disabled]
+    if disabled is False:
+        problems.append("core dumps are enabled: a crash could write the database key to disk")
     return facts, problems
 
 

@@ -77,7 +77,7 @@ def personalize_command(args: argparse.Namespace, services: Services) -> int:
     minutes = args.resume_minutes if action == "resume" else args.max_minutes
     background = args.resume_background if action == "resume" else args.background
     if background:
-        pid = job.spawn(minutes, passphrase=_passphrase(services), gguf=services.chat_model_path())
+        pid = job.spawn(minutes, passphrase=services.unlocking_passphrase(), gguf=services.chat_model_path())
         print(f"personalization started in the background (process {pid}); see `hearth personalize status`")
         return 0
     bar = _ProgressBar()
@@ -186,12 +186,6 @@ def _eval(args: argparse.Namespace, services: Services) -> int:
     else:
         print("no active adapter")
     return 0
-
-
-def _passphrase(services: Services) -> str | None:
-    import os
-
-    return os.environ.get("HEARTH_PASSPHRASE")
 
 
 class _ProgressBar:

@@ -55,8 +55,10 @@ def history_command(args: argparse.Namespace, services: Services) -> int:
 
 def rekey_command(args: argparse.Namespace, services: Services) -> int:
     store = services.store()
-    store.rekey()
+    removed = store.rekey()
     print(f"the database key was rotated (custody: {store.custody})")
+    if removed:
+        print(f"removed {len(removed)} pre-upgrade backup(s) encrypted under the old key")
     return 0
 
 

@@ -17,6 +17,7 @@ from storage.errors import KnownError
 
 MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
+MAX_DIMS = 4  # GGML_MAX_DIMS: llama.cpp has no tensor with more
 
 # GGUF metadata value types -> struct format of one scalar (8 = string, 9 = array handled apart).
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -73,6 +74,8 @@ def _parse(f: BinaryIO, path: Path, size: int) -> GGUFInfo:
     for _ in range(tensor_count):
         _read_string(f, size)
         (n_dims,) = _read(f, "<I")
+        if n_dims > MAX_DIMS:
+            raise KnownError(f"{path.name} is not a valid GGUF model (a tensor with {n_dims} dimensions)")
         dims = _read(f, f"<{n_dims}Q")
         type_id, offset = _read(f, "<IQ")
         try:
@@ -132,6 +135,10 @@ def _read_value(f: BinaryIO, value_type: int, size: int) -> object:
         return _read_string(f, size)
     if value_type == _ARRAY:
         item_type, count = _read(f, "<IQ")
+        if item_type == _ARRAY:  # llama.cpp refuses them too; decoding would recurse as deep as the file says
+            raise struct.error("nested arrays")
+        if count > size:
+            raise struct.error("array longer than file")
         if item_type in _SCALAR:  # skip fixed-size arrays without decoding them
             f.seek(struct.calcsize(_SCALAR[item_type]) * count, 1)
         elif item_type == _STRING:

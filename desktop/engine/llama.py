@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -164,21 +165,58 @@ class Engine:
 
         Only the template's own text may become control tokens. Message contents (typed, pasted, or read
         from a document) are tokenized as plain text, so a literal "<|im_end|><|im_start|>system" inside
-        them cannot close the turn and forge a system message.
+        them cannot close the turn and forge a system message. The template is rendered with a unique random
+        sentinel in place of each content, which separates its text from theirs even when it rewrites them
+        (Llama 3 and Gemma `trim` contents); if the sentinels do not come back once each, in order, the
+        template's structure cannot be told from the user's text and rendering fails closed.
         """
-        prompt = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
+        sentinels = [f"\u27e6{secrets.token_hex(16)}\u27e7" for _ in messages]
+        skeleton = self._format([Message(m.role, s) for m, s in zip(messages, sentinels, strict=True)])
+        pieces = self._split_on(skeleton, sentinels)
+        if pieces is None:
+            raise KnownError(
+                f"the chat template of {self.path.name} rewrites message text in a way Hearth cannot render "
+                f"safely; use another model"
+            )
+        contents = self._placed_contents(messages, pieces)
         add_bos = bool(self.llama.metadata.get("tokenizer.ggml.add_bos_token") == "true")
         tokens = [self.llama.token_bos()] if add_bos else []
-        cursor = 0
-        for content in (m.content for m in messages if m.content):
-            at = prompt.find(content, cursor)
-            if at < 0:  # a template that rewrites contents: its text is no longer separable from theirs
-                log.warning("chat template rewrites message contents; tokenizing the prompt as one piece")
-                return self.llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
-            tokens += self._tokenize(prompt[cursor:at], special=True)
-            tokens += self._tokenize(content, special=False)
-            cursor = at + len(content)
-        return tokens + self._tokenize(prompt[cursor:], special=True)
+        template_text = pieces[0]
+        for content, after in zip(contents, pieces[1:], strict=True):
+            if content:  # template text either side of an empty content is tokenized as one piece, as rendered
+                tokens += self._tokenize(template_text, special=True) + self._tokenize(content, special=False)
+                template_text = ""
+            template_text += after
+        return tokens + self._tokenize(template_text, special=True)
+
+    def _format(self, messages: Sequence[Message]) -> str:
+        return self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
+
+    def _placed_contents(self, messages: Sequence[Message], pieces: list[str]) -> list[str]:
+        """Each content as the template places it: as is, or stripped where the template trims it."""
+        raw = [m.content for m in messages]
+        stripped = [c.strip() for c in raw]
+        if stripped == raw:
+            return raw
+        prompt = self._format(messages)
+        for candidate in (raw, stripped):
+            if prompt == pieces[0] + "".join(c + p for c, p in zip(candidate, pieces[1:], strict=True)):
+                return candidate
+        return raw  # other rewrites (e.g. dropping a reasoning block): the text is kept whole, still plain
+
+    @staticmethod
+    def _split_on(text: str, sentinels: Sequence[str]) -> list[str] | None:
+        """`text` cut at each sentinel (len(sentinels) + 1 pieces), or None unless each occurs once, in order."""
+        pieces = []
+        rest = text
+        for sentinel in sentinels:
+            before, found, rest = rest.partition(sentinel)
+            if not found or any(s in before for s in sentinels):
+                return None
+            pieces.append(before)
+        if any(s in rest for s in sentinels):
+            return None
+        return [*pieces, rest]
 
     def _tokenize(self, text: str, special: bool) -> list[int]:
         return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=special) if text else []

@@ -14,6 +14,7 @@ import concurrent.futures
 import functools
 import logging
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,8 @@ class Worker:
         on_error: Callback | None = None,
     ) -> concurrent.futures.Future[Any] | None:
         """Run fn(*args) on this worker. A KnownError goes to on_error as its message; other errors are bugs:
-        logged (without arguments, which may hold user content) and reported as a generic message."""
+        logged by type and frames only (their message and arguments may hold user content) and reported as a
+        generic message."""
         if self._closed:
             return None  # shutting down: a late callback asking for more work is not an error
         return self._executor.submit(self._run, fn, args, on_done, on_error)
@@ -69,7 +71,10 @@ class Worker:
                 self._relay.task_did_finish.emit(on_error, str(exc))
             raise
         except Exception as exc:
-            log.exception("%s worker: %s failed", self.name, getattr(fn, "__qualname__", "task"))
+            # The type and the frames, never the message: it can quote a message or a document.
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            task = getattr(fn, "__qualname__", "task")
+            log.error("%s worker: %s failed with %s\n%s", self.name, task, type(exc).__name__, frames)
             if on_error is not None:
                 self._relay.task_did_finish.emit(on_error, f"internal error ({type(exc).__name__}); see the log")
             raise

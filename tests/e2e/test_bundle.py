@@ -144,6 +144,7 @@ def test_doctor_finds_bundled_models_and_every_dependency(frozen: Frozen, bundle
     missing = [name for name, version in report["versions"].items() if version == "not installed"]
     assert not missing, f"the bundle lacks (or lacks metadata for): {missing}"
     assert str(bundle.resolve()) in json.dumps(report), "doctor should report the model inside the bundle"
+    assert report["core_dumps"] == "disabled"  # packaging/hearth_entry.py hardens the frozen process first
     assert frozen.files_outside_data_dir() == []
 
 

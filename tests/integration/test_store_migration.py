@@ -94,3 +94,38 @@ def test_failed_migration_rolls_back(v1_home: Path, monkeypatch: pytest.MonkeyPa
     assert migrations.schema_version(db) == len(migrations.MIGRATIONS) - 1
     assert not db["half_done"].exists()
     conn.close()
+
+
+def test_backups_are_complete_or_absent_and_pruned(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup appears under its final name only once complete; only the newest KEEP_BACKUPS stay."""
+    import time
+
+    from storage import store as store_mod
+
+    def export_then_crash(conn, dest, key, extra_sql=()):  # type: ignore[no-untyped-def]
+        dest.write_bytes(b"\0" * 4096)
+        raise OSError("disk went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dbmod, "export", export_then_crash)
+        with pytest.raises(OSError):
+            store._backup(3)
+    assert list(paths.backups().iterdir()) == []  # neither a partial copy nor one under the final name
+    made = []
+    for _ in range(store_mod.KEEP_BACKUPS + 2):
+        made.append(store._backup(3))
+        time.sleep(0.01)  # distinct mtimes
+    assert store_mod.backups() == made[-store_mod.KEEP_BACKUPS :]
+    assert sorted(paths.backups().iterdir()) == sorted(made[-store_mod.KEEP_BACKUPS :])
+
+
+def test_rekey_removes_backups_under_the_old_key_and_says_so(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    old_key = store._key
+    backup = store._backup(3)
+    dbmod.connect(backup, old_key).close()  # opens under the old key
+    store.close()
+    from desktop.cli import main
+
+    assert main(["rekey"]) == 0
+    assert "removed 1 pre-upgrade backup(s) encrypted under the old key" in capsys.readouterr().out
+    assert not backup.exists() and list(paths.backups().iterdir()) == []

@@ -18,7 +18,7 @@ import pytest
 
 def _need_strace() -> None:
     if not kit.strace_available():
-        pytest.skip(
+        kit.unavailable(
             "strace is missing or cannot trace here (ptrace forbidden): install strace (apt-get install strace)"
         )
 
@@ -60,7 +60,7 @@ def test_the_strace_audit_can_fail(tmp_path: Path) -> None:
 def test_add_search_and_ask_work_without_any_network(tmp_path: Path) -> None:
     reason = kit.netns_available()
     if reason:
-        pytest.skip(reason)
+        kit.unavailable(reason)
     sb = kit.Sandbox(tmp_path / "world")
     folder = tmp_path / "docs"
     folder.mkdir()

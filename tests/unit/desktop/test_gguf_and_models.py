@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import gguf
@@ -84,3 +85,38 @@ def test_add_list_use_a_model(tmp_path: Path, bundled_model: Path) -> None:
     with pytest.raises(KnownError, match="no model named 'nope'"):
         models.use("nope")
     assert models.active_model().name == "mine"
+
+
+def _header(kvs: bytes, n_kv: int, tensors: bytes = b"", n_tensors: int = 0) -> bytes:
+    return b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv) + kvs + tensors
+
+
+def _string(text: str) -> bytes:
+    return struct.pack("<Q", len(text)) + text.encode()
+
+
+ARCH = _string("general.architecture") + struct.pack("<I", 8) + _string("llama")
+
+
+def test_nested_arrays_are_refused_not_recursed(tmp_path: Path) -> None:
+    """100,000 nested array headers used to raise an uncaught RecursionError."""
+    depth = 100_000
+    nested = _string("x") + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * depth + struct.pack("<IQ", 4, 0)
+    bad = tmp_path / "nested.gguf"
+    bad.write_bytes(_header(ARCH + nested, 2))
+    with pytest.raises(KnownError, match="not a valid GGUF model"):
+        inspect(bad)
+
+
+@pytest.mark.parametrize("n_dims", [5, 7])
+def test_tensors_with_impossible_dimensions_are_refused(tmp_path: Path, n_dims: int) -> None:
+    tensor = _string("t") + struct.pack("<I", n_dims) + struct.pack(f"<{n_dims}Q", *[1] * n_dims)
+    tensor += struct.pack("<IQ", 0, 0)  # F32 at offset 0
+    bad = tmp_path / "dims.gguf"
+    bad.write_bytes(_header(ARCH, 1, tensor, 1) + b"\0" * 64)
+    with pytest.raises(KnownError, match=f"a tensor with {n_dims} dimensions"):
+        inspect(bad)
+    good = tmp_path / "ok.gguf"
+    four = _string("t") + struct.pack("<I", 4) + struct.pack("<4Q", 1, 1, 1, 1) + struct.pack("<IQ", 0, 0)
+    good.write_bytes(_header(ARCH, 1, four, 1) + b"\0" * 64)
+    assert inspect(good).tensor_count == 1  # the control: four dimensions are fine

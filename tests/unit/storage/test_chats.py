@@ -82,3 +82,12 @@ def test_settings_round_trip(store: Store) -> None:
     assert store.settings.keys() == ["api_token"]
     store.settings.delete("api_token")
     assert store.settings.get("api_token") is None
+
+
+def test_a_nul_in_the_search_box_is_not_an_error(store: Store) -> None:
+    """FTS5 used to read a NUL as the end of the query and fail with "unterminated string"."""
+    cid = store.chats.create("t")
+    store.chats.add_message(cid, "user", "hello there")
+    for query in ("hel\x00lo", "\x00", "he\x00"):
+        store.chats.search(query)
+    assert [h["message_id"] for h in store.chats.search("hel\x00lo there")] == [store.chats.messages(cid)[0]["id"]]
