@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from personalize import base, dataset, export_gguf, registry, runtime, store_io
+from personalize import architectures, base, dataset, export_gguf, registry, runtime, store_io
 from personalize.train import Progress, TrainConfig
 from storage.errors import KnownError
 
@@ -41,8 +41,9 @@ def run(
     data_override: tuple[list[dataset.Document], list[dataset.Conversation]] | None = None,
 ) -> RunReport:
     """Train (or resume), then export, evaluate and register. `should_stop` returns "pause"/"cancel"/None."""
-    cfg = cfg or TrainConfig()
     info = base.inspect(gguf_path)
+    cfg = replace(cfg or TrainConfig())
+    cfg.target_modules = cfg.target_modules or architectures.get(info.architecture).targets
     reg = registry.Registry(store)
     documents, conversations = data_override or store_io.read_training_data(store)
     dataset.precheck(documents, conversations)

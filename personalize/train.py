@@ -16,12 +16,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from personalize import architectures
 from personalize.dataset import Dataset
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
-
-LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -29,7 +28,7 @@ class TrainConfig:
     rank: int = 16  # LoRA rank: 16 learns a writing style on 135M params; 4-8 underfits in our runs
     alpha: float = 32.0  # LoRA alpha; scale = alpha / rank = 2, so lr need not change with rank
     dropout: float = 0.0  # LoRA dropout: costs time, and one-user data is rarely trained for many epochs
-    target_modules: tuple[str, ...] = LLAMA_TARGETS  # all linear layers: attention-only learns far less
+    target_modules: tuple[str, ...] = ()  # (): every linear layer of the architecture; attention-only learns less
     seq_len: int = 512  # tokens per packed block: longer blocks amortise per-call overhead on CPU
     batch_size: int = 4  # blocks per optimizer step: 2048 tokens keeps CPU GEMMs efficient
     lr: float = 2e-3  # peak learning rate; LoRA on a small model tolerates a high rate
@@ -111,7 +110,7 @@ def wrap_lora(model: PreTrainedModel, cfg: TrainConfig, lora_state: dict[str, An
         r=cfg.rank,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=list(cfg.target_modules),
+        target_modules=list(cfg.target_modules or architectures.for_model(model).targets),
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -169,6 +168,8 @@ def train(
             merged["max_steps"] = cfg.max_steps
         cfg = TrainConfig(**merged)
         cfg.target_modules = tuple(cfg.target_modules)
+    if not cfg.target_modules:
+        cfg.target_modules = architectures.for_model(model).targets
     torch.manual_seed(cfg.seed)
     peft_model = wrap_lora(model, cfg, state["lora"] if state else init_lora)
     params = [p for p in peft_model.parameters() if p.requires_grad]
