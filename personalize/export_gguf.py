@@ -21,6 +21,9 @@ from personalize.base import BaseInfo
 from storage.errors import KnownError
 
 BASE_KEY = "hearth.base_sha256"
+# Held-out perplexity with the adapter may differ this much between torch and llama.cpp (quantized matmuls,
+# f16 activations). A mapping error moves it by far more: tests/integration/test_architectures.py.
+FIDELITY_TOLERANCE = 0.02
 FORMAT_KEY = "hearth.adapter_format"
 FORMAT_VERSION = 1
 
@@ -87,6 +90,16 @@ def to_gguf(lora_state: Mapping[str, Any], alpha: float, base: BaseInfo, extra: 
         buffer.write(info.tensor.tobytes())
         writer.write_padding(buffer, info.nbytes)
     return buffer.getvalue()
+
+
+def fidelity_error(torch_ppl: float | None, llama_ppl: float) -> str | None:
+    """Why an exported adapter must not be activated (llama.cpp disagrees with torch), or None if it agrees."""
+    if torch_ppl is None or abs(llama_ppl / torch_ppl - 1) <= FIDELITY_TOLERANCE:
+        return None
+    return (
+        f"The new adapter behaves differently in llama.cpp (held-out perplexity {llama_ppl:.2f}) than in training "
+        f"({torch_ppl:.2f}); it was not activated and the current model stays."
+    )
 
 
 def _tensor_order(name: str) -> tuple[int, str]:

@@ -30,6 +30,7 @@ class RunReport:
     tokens_trained: int = 0
     train_tokens: int = 0
     heldout_tokens: int = 0
+    refused: str | None = None  # why a trained adapter was not activated although it scored better
 
 
 def run(
@@ -137,7 +138,8 @@ def run(
     )
     reg.add(gguf, result.lora_state, record)
     best_so_far = min(p for p in (report.base_ppl, report.previous_ppl) if p is not None)
-    if report.adapter_ppl < best_so_far:
+    report.refused = export_gguf.fidelity_error(result.heldout_ppl, report.adapter_ppl)
+    if report.refused is None and report.adapter_ppl < best_so_far:
         reg.set_active(record.id)
         report.state = "activated"
     else:

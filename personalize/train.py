@@ -235,7 +235,9 @@ def train(
             last_saved = time.monotonic()
     save_checkpoint(make_checkpoint())
     peft_model.eval()
-    return Result(step, cfg.max_steps, tokens_seen, loss_value, stopped, lora_state_dict(peft_model))
+    # The torch side of the export check: llama.cpp must reproduce this number with the exported adapter.
+    heldout_ppl = evaluate(peft_model, data.heldout) if data.heldout and not stopped else None
+    return Result(step, cfg.max_steps, tokens_seen, loss_value, stopped, lora_state_dict(peft_model), heldout_ppl)
 
 
 def evaluate(model: Any, windows: list[list[int]]) -> float:
