@@ -45,6 +45,8 @@ class BaseInfo:
     n_head_kv: int
     n_layer: int
     fields: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # scalar GGUF metadata
+    n_params: int = 0  # weights in the file (what the memory estimate scales with)
+    vocab: int = 0  # rows of the token embedding
 
 
 def bundled_gguf() -> Path:
@@ -89,6 +91,8 @@ def inspect(path: Path | None = None) -> BaseInfo:
 
         reader = GGUFReader(str(path))
         fields = {name: _field_value(value) for name, value in reader.fields.items()}
+        n_params = sum(int(t.n_elements) for t in reader.tensors)
+        vocab = next((int(t.shape[-1]) for t in reader.tensors if t.name == "token_embd.weight"), 0)
     except Exception as err:  # gguf raises bare ValueError/struct errors on foreign files
         raise KnownError(f"{path.name} is not a readable GGUF model file.") from err
     if fields.get("general.type") == "adapter":
@@ -103,6 +107,8 @@ def inspect(path: Path | None = None) -> BaseInfo:
         n_head_kv=int(fields.get(f"{arch}.attention.head_count_kv", n_head)),
         n_layer=int(fields[f"{arch}.block_count"]),
         fields={k: v for k, v in fields.items() if v is not None and not k.startswith("tokenizer.")},
+        n_params=n_params,
+        vocab=vocab,
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from personalize import architectures, base, dataset, export_gguf, registry, runtime, store_io
+from personalize import architectures, base, dataset, export_gguf, memory, registry, runtime, store_io
 from personalize.train import Progress, TrainConfig
 from storage.errors import KnownError
 
@@ -49,7 +49,11 @@ def run(
     documents, conversations = data_override or store_io.read_training_data(store)
     dataset.precheck(documents, conversations)
     progress(Progress(0, 0, float("nan"), 0.0, float("nan"), 0, "loading"))
-    model, tokenizer = base.load(info)
+    from personalize import train as trainer
+
+    if not cfg.micro_batch:  # refuse now, with the number, rather than swap an hour into the run
+        memory.plan(memory.Shape.from_base(info), cfg.rank, cfg.seq_len, cfg.batch_size, trainer.use_bf16(cfg))
+    model, tokenizer = base.load(info, trainer.base_dtype(cfg))
     data = dataset.build(documents, conversations, dataset.Tokenizer.from_hf(tokenizer), cfg.seq_len)
 
     checkpoint = reg.checkpoint()
@@ -70,8 +74,6 @@ def run(
             init_lora, checkpoint = (state["lora"] if state.get("base_sha256") == info.sha256 else None), None
     if checkpoint is None and init_lora is None and parent is not None and parent.base_sha256 == info.sha256:
         init_lora = reg.lora_state(parent.id)  # incremental: continue from the active adapter
-
-    from personalize import train as trainer
 
     stop_reason: list[str] = []
 
