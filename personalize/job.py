@@ -194,6 +194,7 @@ def run(
         adapter_ppl=result.adapter_ppl,
         steps=result.steps,
         tokens_trained=result.tokens_trained,
+        train_tokens=result.train_tokens,  # a count, for `hearth models list`'s run-time estimate
     )
     return result
 

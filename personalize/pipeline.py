@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from personalize import architectures, base, dataset, export_gguf, memory, registry, runtime, store_io
+from personalize import architectures, base, dataset, estimate, export_gguf, memory, registry, runtime, store_io
 from personalize.train import Progress, TrainConfig
 from storage.errors import KnownError
 
@@ -97,6 +97,7 @@ def run(
         init_lora=init_lora,
         base_sha256=info.sha256,
     )
+    estimate.record_rate(info, result.tokens_per_s)
     report = RunReport(
         state="paused",
         steps=result.step,

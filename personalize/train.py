@@ -72,6 +72,7 @@ class Result:
     stopped: bool  # True when should_stop ended the run early (pause/cancel), False when finished
     lora_state: dict[str, Any] = field(repr=False, default_factory=dict)
     heldout_ppl: float | None = None
+    tokens_per_s: float = 0.0  # measured training speed (what `hearth models list` estimates run time from)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -273,7 +274,8 @@ def train(
     peft_model.eval()
     # The torch side of the export check: llama.cpp must reproduce this number with the exported adapter.
     heldout_ppl = evaluate(peft_model, data.heldout) if data.heldout and not stopped else None
-    return Result(step, cfg.max_steps, tokens_seen, loss_value, stopped, lora_state_dict(peft_model), heldout_ppl)
+    rate = timed_tokens / max(time.monotonic() - timed_from, 1e-9) if timed_tokens else 0.0
+    return Result(step, cfg.max_steps, tokens_seen, loss_value, stopped, lora_state_dict(peft_model), heldout_ppl, rate)
 
 
 def evaluate(model: Any, windows: list[list[int]]) -> float:

@@ -32,7 +32,10 @@ def models_command(args: argparse.Namespace, services: Services) -> int:
         model = models.use(args.name)
         print(f"now using {model.name}")
         return 0
+    from personalize import estimate, job
+
     active = models.active_model().name
+    data_tokens = job.read_status().get("train_tokens")  # from the last personalization run, if any
     for model in models.list_models():
         mark = "*" if model.name == active else " "
         try:
@@ -42,4 +45,5 @@ def models_command(args: argparse.Namespace, services: Services) -> int:
             detail = f"unavailable: {exc}"
         origin = "bundled" if model.bundled else str(model.path)
         print(f"{mark} {model.name:24} {detail:28} {origin}")
+        print(f"  {'':24} personalize: {estimate.describe(model.path, data_tokens)}")
     return 0
