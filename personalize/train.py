@@ -224,7 +224,7 @@ def train(
     started = time.monotonic()
     last_saved = started
     first_step, timed_from, timed_tokens = step, started, 0
-    loss_value = float("nan")
+    loss_value, rate = float("nan"), 0.0
     stopped = False
     while step < cfg.max_steps:
         if should_stop():
@@ -274,7 +274,7 @@ def train(
     peft_model.eval()
     # The torch side of the export check: llama.cpp must reproduce this number with the exported adapter.
     heldout_ppl = evaluate(peft_model, data.heldout) if data.heldout and not stopped else None
-    rate = timed_tokens / max(time.monotonic() - timed_from, 1e-9) if timed_tokens else 0.0
+    rate = rate if timed_tokens else 0.0  # the loop's measured speed, before the final checkpoint and eval
     return Result(step, cfg.max_steps, tokens_seen, loss_value, stopped, lora_state_dict(peft_model), heldout_ppl, rate)
 
 
@@ -300,13 +300,13 @@ def chunked_nll(model: Any, input_ids: Any) -> tuple[Any, int]:
     hundred rows at a time, which also computes each chunk's gradient on the spot, so backward neither keeps
     nor recomputes logits. Memory for the head drops from tokens x vocab to one chunk x vocab.
     """
+    import torch
+
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = lm.model(input_ids=input_ids).last_hidden_state[:, :-1]
     hidden = hidden.reshape(-1, hidden.shape[-1])
     targets = input_ids[:, 1:].reshape(-1)
     head = lm.get_output_embeddings()
-    import torch
-
     if getattr(head, "bias", None) is not None or (head.weight.requires_grad and torch.is_grad_enabled()):
         raise ValueError("chunked_nll expects a frozen, bias-free output head (LoRA never targets it)")
     rows = max(16, memory.LOGIT_CHUNK_BYTES // (4 * head.weight.shape[0]))
@@ -318,9 +318,10 @@ def _head_nll_chunks(hidden: Any, weight: Any, targets: Any, rows: int, softcap:
     import torch
 
     total = torch.zeros((), dtype=torch.float32)
+    weight = weight.to(hidden.dtype)  # once, not per chunk: a 262k-row head is hundreds of MB
     for start in range(0, hidden.shape[0], rows):
         h, tgt = hidden[start : start + rows], targets[start : start + rows]
-        logits = (h @ weight.to(h.dtype).T).float()
+        logits = (h @ weight.T).float()
         if softcap:
             capped = torch.tanh(logits / softcap)
             logits = capped * softcap
@@ -331,7 +332,7 @@ def _head_nll_chunks(hidden: Any, weight: Any, targets: Any, rows: int, softcap:
             probs[torch.arange(len(tgt)), tgt] -= 1.0
             if softcap:
                 probs *= 1.0 - capped * capped
-            grad[start : start + rows] = (probs.to(h.dtype) @ weight.to(h.dtype)).to(grad.dtype)
+            grad[start : start + rows] = (probs.to(h.dtype) @ weight).to(grad.dtype)
     return total
 
 
