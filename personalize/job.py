@@ -195,6 +195,7 @@ def run(
         steps=result.steps,
         tokens_trained=result.tokens_trained,
         train_tokens=result.train_tokens,  # a count, for `hearth models list`'s run-time estimate
+        refused=result.refused,  # why an adapter that scored better was not activated (numbers only)
     )
     return result
 
