@@ -93,7 +93,7 @@ def naive_loop(model, tokenizer, docs, minutes: float, cfg) -> int:  # type: ign
 
     peft_model = get_peft_model(
         model,
-        LoraConfig(r=16, lora_alpha=32, target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"),
+        LoraConfig(r=16, lora_alpha=32, target_modules=list(cfg.target_modules) or "all-linear", task_type="CAUSAL_LM"),
     )
     windows = []
     for _, text in docs:

@@ -14,10 +14,12 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from personalize import architectures
 from storage import paths
 from storage.errors import KnownError
 from storage.offline import ensure_offline
@@ -27,9 +29,9 @@ if TYPE_CHECKING:
 
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-# Architectures whose GGUF -> torch -> GGUF-adapter round trip is implemented and tested. llama needs the
-# q/k RoPE row permutation in export_gguf; others would need their own checks before being listed here.
-SUPPORTED_ARCHITECTURES = frozenset({"llama"})
+# Architectures whose GGUF -> torch -> GGUF-adapter round trip is implemented and tested, each with its
+# layout rules in personalize/architectures.py (tests/integration/test_architectures.py checks every one).
+SUPPORTED_ARCHITECTURES = frozenset(architectures.ARCHITECTURES)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class BaseInfo:
     n_head: int
     n_head_kv: int
     n_layer: int
+    fields: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # scalar GGUF metadata
+    n_params: int = 0  # weights in the file (what the memory estimate scales with)
+    vocab: int = 0  # rows of the token embedding
 
 
 def bundled_gguf() -> Path:
@@ -85,17 +90,14 @@ def inspect(path: Path | None = None) -> BaseInfo:
         from gguf import GGUFReader
 
         reader = GGUFReader(str(path))
-        fields = {name: _field_value(field) for name, field in reader.fields.items()}
+        fields = {name: _field_value(value) for name, value in reader.fields.items()}
+        n_params = sum(int(t.n_elements) for t in reader.tensors)
+        vocab = next((int(t.shape[-1]) for t in reader.tensors if t.name == "token_embd.weight"), 0)
     except Exception as err:  # gguf raises bare ValueError/struct errors on foreign files
         raise KnownError(f"{path.name} is not a readable GGUF model file.") from err
     if fields.get("general.type") == "adapter":
         raise KnownError(f"{path.name} is a LoRA adapter, not a base model.")
-    arch = str(fields.get("general.architecture", "unknown"))
-    if arch not in SUPPORTED_ARCHITECTURES:
-        supported = ", ".join(sorted(SUPPORTED_ARCHITECTURES))
-        raise KnownError(
-            f"Personalization does not support the '{arch}' model architecture yet (supported: {supported})."
-        )
+    arch = architectures.get(str(fields.get("general.architecture", "unknown"))).gguf
     n_head = int(fields[f"{arch}.attention.head_count"])
     return BaseInfo(
         path=path,
@@ -104,38 +106,55 @@ def inspect(path: Path | None = None) -> BaseInfo:
         n_head=n_head,
         n_head_kv=int(fields.get(f"{arch}.attention.head_count_kv", n_head)),
         n_layer=int(fields[f"{arch}.block_count"]),
+        fields={k: v for k, v in fields.items() if v is not None and not k.startswith("tokenizer.")},
+        n_params=n_params,
+        vocab=vocab,
     )
 
 
 def load(info: BaseInfo, dtype: Any = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The base as a torch model plus its tokenizer (with chat template), from the cache when present."""
+    """The base as a torch model plus its tokenizer (with chat template), from the cache when present.
+
+    `dtype` float32 (default) or bfloat16: a bf16 base is converted and cached as bf16, so neither the
+    conversion nor the load ever holds a float32 copy of a model that is trained in bf16.
+    """
     ensure_offline()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cached = cache_dir(info)
+    dtype = dtype or torch.float32
+    cached = cache_dir(info, dtype)
     if not (cached / "done").exists():
-        _convert(info, cached)
-    model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype or torch.float32)
+        _convert(info, cached, dtype)
+    model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(cached))
+    extra = cached / "extra.npz"
+    if extra.exists():
+        import numpy as np
+
+        with np.load(extra) as arrays:
+            architectures.get(info.architecture).fix_model(model, dict(arrays))
     model.config.use_cache = False  # training and perplexity never decode step by step
     return model, tokenizer
 
 
-def cache_dir(info: BaseInfo) -> Path:
-    return paths.cache() / f"base-{info.sha256[:16]}"
+def cache_dir(info: BaseInfo, dtype: Any = None) -> Path:
+    suffix = "" if dtype is None or str(dtype) == "torch.float32" else "-" + str(dtype).removeprefix("torch.")
+    return paths.cache() / f"base-{info.sha256[:16]}{suffix}"
 
 
-def _convert(info: BaseInfo, target: Path) -> None:
+def _convert(info: BaseInfo, target: Path, dtype: Any) -> None:
     """Dequantize the GGUF with transformers and save safetensors + tokenizer; atomic by rename."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    arch = architectures.get(info.architecture)
     folder, name = str(info.path.parent), info.path.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    arch.fix_config(config, info.fields or inspect(info.path).fields)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, config=config, dtype=dtype)
     # The weights are dequantized already; transformers only refuses to save because it still tags the model
-    # as "gguf-quantized". Dropping the tag makes it an ordinary float32 checkpoint.
+    # as "gguf-quantized". Dropping the tag makes it an ordinary checkpoint.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -143,6 +162,11 @@ def _convert(info: BaseInfo, target: Path) -> None:
     try:
         model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
+        extra = _read_tensors(info.path, arch.extra_tensors)
+        if extra:
+            import numpy as np
+
+            np.savez(staging / "extra.npz", **extra)
         (staging / "done").write_text(info.sha256)
         if target.exists():
             shutil.rmtree(target)
@@ -150,6 +174,16 @@ def _convert(info: BaseInfo, target: Path) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _read_tensors(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """Small float tensors of the GGUF that transformers' loader skips (e.g. Llama 3's rope_freqs)."""
+    if not names:
+        return {}
+    import numpy as np
+    from gguf import GGUFReader
+
+    return {t.name: np.array(t.data, dtype=np.float32) for t in GGUFReader(str(path)).tensors if t.name in names}
 
 
 def _field_value(field: Any) -> Any:

@@ -2,10 +2,10 @@
 
 Written in memory (never to a plaintext file): the caller encrypts the bytes into a blob. Tensor names and
 shapes follow llama.cpp's convert_lora_to_gguf.py: `blk.N.<tensor>.weight.lora_a` holds A as (rank, n_in)
-and `.lora_b` holds B as (n_out, rank). For the llama architecture, llama.cpp stores q/k weights with their
-rows permuted for its RoPE layout (convert_hf_to_gguf.py `LlamaModel.permute`), and transformers undoes that
-permutation when it loads a GGUF; so B of q/k must be permuted back the same way, or the adapter would add
-its update to the wrong rows.
+and `.lora_b` holds B as (n_out, rank). Names and layout rules per architecture come from
+personalize/architectures.py: for llama, llama.cpp stores q/k weights with their rows permuted for its RoPE
+layout (convert_hf_to_gguf.py `LlamaModel.permute`) and transformers undoes that permutation when it loads a
+GGUF, so B of q/k must be permuted back the same way, or the adapter would add its update to the wrong rows.
 """
 
 from __future__ import annotations
@@ -16,23 +16,17 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
+from personalize import architectures
 from personalize.base import BaseInfo
 from storage.errors import KnownError
 
 BASE_KEY = "hearth.base_sha256"
+# Held-out perplexity with the adapter may differ this much between torch and llama.cpp (quantized matmuls,
+# f16 activations). A mapping error moves it by far more: tests/integration/test_architectures.py.
+FIDELITY_TOLERANCE = 0.02
 FORMAT_KEY = "hearth.adapter_format"
 FORMAT_VERSION = 1
 
-# transformers (HF) module name -> llama.cpp tensor name, for the llama architecture.
-LLAMA_TENSORS = {
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down",
-}
 _PEFT_KEY = re.compile(r"layers\.(\d+)\.(\w+\.\w+)\.lora_([AB])(?:\.\w+)?\.weight$")
 
 
@@ -50,17 +44,18 @@ def to_gguf(lora_state: Mapping[str, Any], alpha: float, base: BaseInfo, extra: 
     from gguf import GGUFType, GGUFWriter, Keys
     from gguf.gguf_writer import WriterState
 
+    arch = architectures.get(base.architecture)
     pairs: dict[str, dict[str, Any]] = {}
     for key, tensor in lora_state.items():
         match = _PEFT_KEY.search(key)
-        if match is None or match.group(2) not in LLAMA_TENSORS:
+        if match is None or match.group(2) not in arch.tensors:
             raise KnownError(f"The adapter has a layer llama.cpp cannot apply ({key.rsplit('.', 3)[0]}).")
         layer, module, which = int(match.group(1)), match.group(2), match.group(3)
-        name = f"blk.{layer}.{LLAMA_TENSORS[module]}.weight"
+        name = f"blk.{layer}.{arch.tensors[module]}.weight"
         array = tensor.detach().float().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
-        if which == "B" and module == "self_attn.q_proj":
+        if arch.rope_permuted and which == "B" and module == "self_attn.q_proj":
             array = permute(array, base.n_head, base.n_head)
-        elif which == "B" and module == "self_attn.k_proj":
+        elif arch.rope_permuted and which == "B" and module == "self_attn.k_proj":
             array = permute(array, base.n_head, base.n_head_kv)
         pairs.setdefault(name, {})["lora_" + which.lower()] = np.ascontiguousarray(array, dtype=np.float32)
     if not pairs:
@@ -95,6 +90,16 @@ def to_gguf(lora_state: Mapping[str, Any], alpha: float, base: BaseInfo, extra: 
         buffer.write(info.tensor.tobytes())
         writer.write_padding(buffer, info.nbytes)
     return buffer.getvalue()
+
+
+def fidelity_error(torch_ppl: float | None, llama_ppl: float) -> str | None:
+    """Why an exported adapter must not be activated (llama.cpp disagrees with torch), or None if it agrees."""
+    if torch_ppl is None or abs(llama_ppl / torch_ppl - 1) <= FIDELITY_TOLERANCE:
+        return None
+    return (
+        f"The new adapter behaves differently in llama.cpp (held-out perplexity {llama_ppl:.2f}) than in training "
+        f"({torch_ppl:.2f}); it was not activated and the current model stays."
+    )
 
 
 def _tensor_order(name: str) -> tuple[int, str]:

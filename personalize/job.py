@@ -198,6 +198,8 @@ def run(
         adapter_ppl=result.adapter_ppl,
         steps=result.steps,
         tokens_trained=result.tokens_trained,
+        train_tokens=result.train_tokens,  # a count, for `hearth models list`'s run-time estimate
+        refused=result.refused,  # why an adapter that scored better was not activated (numbers only)
     )
     return result
 

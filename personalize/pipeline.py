@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from personalize import base, dataset, export_gguf, registry, runtime, store_io
+from personalize import architectures, base, dataset, estimate, export_gguf, memory, registry, runtime, store_io
 from personalize.train import Progress, TrainConfig
 from storage.errors import KnownError
 
@@ -30,6 +30,7 @@ class RunReport:
     tokens_trained: int = 0
     train_tokens: int = 0
     heldout_tokens: int = 0
+    refused: str | None = None  # why a trained adapter was not activated although it scored better
 
 
 def run(
@@ -41,13 +42,18 @@ def run(
     data_override: tuple[list[dataset.Document], list[dataset.Conversation]] | None = None,
 ) -> RunReport:
     """Train (or resume), then export, evaluate and register. `should_stop` returns "pause"/"cancel"/None."""
-    cfg = cfg or TrainConfig()
     info = base.inspect(gguf_path)
+    cfg = replace(cfg or TrainConfig())
+    cfg.target_modules = cfg.target_modules or architectures.get(info.architecture).targets
     reg = registry.Registry(store)
     documents, conversations = data_override or store_io.read_training_data(store)
     dataset.precheck(documents, conversations)
     progress(Progress(0, 0, float("nan"), 0.0, float("nan"), 0, "loading"))
-    model, tokenizer = base.load(info)
+    from personalize import train as trainer
+
+    if not cfg.micro_batch:  # refuse now, with the number, rather than swap an hour into the run
+        memory.plan(memory.Shape.from_base(info), cfg.rank, cfg.seq_len, cfg.batch_size, trainer.use_bf16(cfg))
+    model, tokenizer = base.load(info, trainer.base_dtype(cfg))
     data = dataset.build(documents, conversations, dataset.Tokenizer.from_hf(tokenizer), cfg.seq_len)
 
     checkpoint = reg.checkpoint()
@@ -68,8 +74,6 @@ def run(
             init_lora, checkpoint = (state["lora"] if state.get("base_sha256") == info.sha256 else None), None
     if checkpoint is None and init_lora is None and parent is not None and parent.base_sha256 == info.sha256:
         init_lora = reg.lora_state(parent.id)  # incremental: continue from the active adapter
-
-    from personalize import train as trainer
 
     stop_reason: list[str] = []
 
@@ -93,6 +97,7 @@ def run(
         init_lora=init_lora,
         base_sha256=info.sha256,
     )
+    estimate.record_rate(info, result.tokens_per_s)
     report = RunReport(
         state="paused",
         steps=result.step,
@@ -136,7 +141,8 @@ def run(
     )
     reg.add(gguf, result.lora_state, record)
     best_so_far = min(p for p in (report.base_ppl, report.previous_ppl) if p is not None)
-    if report.adapter_ppl < best_so_far:
+    report.refused = export_gguf.fidelity_error(result.heldout_ppl, report.adapter_ppl)
+    if report.refused is None and report.adapter_ppl < best_so_far:
         reg.set_active(record.id)
         report.state = "activated"
     else:

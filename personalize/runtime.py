@@ -132,11 +132,15 @@ def perplexity_tokens(llama: Any, windows: Sequence[Sequence[int]]) -> float:
                 llama._batch.set_batch(batch=piece, n_past=0, logits_all=True)  # private API, see docstring
                 llama._ctx.decode(llama._batch)
                 logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(piece) * n_vocab,))
-                logits = logits.reshape(len(piece), n_vocab)[:-1].astype(np.float64)
-                top = logits.max(axis=1, keepdims=True)
-                log_z = (top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))).astype(np.float64)
+                logits = logits.reshape(len(piece), n_vocab)[:-1]
                 targets = np.asarray(piece[1:])
-                total_nll += float((log_z - logits[np.arange(len(targets)), targets]).sum())
+                # In row chunks: a float64 copy of 512 x 262k logits (Gemma 3) would be a gigabyte.
+                for row in range(0, len(targets), 32):
+                    chunk = logits[row : row + 32].astype(np.float64)
+                    top = chunk.max(axis=1, keepdims=True)
+                    log_z = top[:, 0] + np.log(np.exp(chunk - top).sum(axis=1))
+                    picked = chunk[np.arange(len(chunk)), targets[row : row + 32]]
+                    total_nll += float((log_z - picked).sum())
                 count += len(targets)
     finally:
         reset_cache(llama)

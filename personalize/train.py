@@ -8,6 +8,7 @@ module never writes user-derived data to disk.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -16,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from personalize import architectures, memory
 from personalize.dataset import Dataset
+from storage.errors import KnownError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
-
-LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -29,9 +30,11 @@ class TrainConfig:
     rank: int = 16  # LoRA rank: 16 learns a writing style on 135M params; 4-8 underfits in our runs
     alpha: float = 32.0  # LoRA alpha; scale = alpha / rank = 2, so lr need not change with rank
     dropout: float = 0.0  # LoRA dropout: costs time, and one-user data is rarely trained for many epochs
-    target_modules: tuple[str, ...] = LLAMA_TARGETS  # all linear layers: attention-only learns far less
+    target_modules: tuple[str, ...] = ()  # (): every linear layer of the architecture; attention-only learns less
     seq_len: int = 512  # tokens per packed block: longer blocks amortise per-call overhead on CPU
     batch_size: int = 4  # blocks per optimizer step: 2048 tokens keeps CPU GEMMs efficient
+    micro_batch: int = 0  # blocks per forward/backward; 0: the most that fits in free RAM (personalize/memory.py)
+    checkpointing: str = "auto"  # gradient checkpointing: "auto" only when one block per micro-batch won't fit
     lr: float = 2e-3  # peak learning rate; LoRA on a small model tolerates a high rate
     min_lr: float = 2e-4  # cosine floor
     warmup_steps: int = 5  # linear warmup; also the steps timed to size the schedule to the budget
@@ -69,6 +72,7 @@ class Result:
     stopped: bool  # True when should_stop ended the run early (pause/cancel), False when finished
     lora_state: dict[str, Any] = field(repr=False, default_factory=dict)
     heldout_ppl: float | None = None
+    tokens_per_s: float = 0.0  # measured training speed (what `hearth models list` estimates run time from)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -94,6 +98,31 @@ def use_bf16(cfg: TrainConfig) -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
+def base_dtype(cfg: TrainConfig) -> Any:
+    """The frozen base's dtype: bf16 halves its memory where the CPU computes in bf16 natively, else fp32."""
+    import torch
+
+    return torch.bfloat16 if use_bf16(cfg) else torch.float32
+
+
+def memory_plan(model: Any, cfg: TrainConfig) -> memory.Plan:
+    """Micro-batch and checkpointing for this run: the config's when set, else sized to the free RAM now."""
+    shape = memory.Shape.from_model(model)
+    bf16 = use_bf16(cfg)
+    if cfg.micro_batch > 0:
+        micro = min(cfg.micro_batch, cfg.batch_size)
+        ckpt = cfg.checkpointing in ("on", "true", "1")
+        peak = memory.peak_bytes(shape, cfg.rank, cfg.seq_len, micro, bf16, ckpt)
+        return memory.Plan(micro, -(-cfg.batch_size // micro), ckpt, peak, memory.available_bytes())
+    found = memory.plan(shape, cfg.rank, cfg.seq_len, cfg.batch_size, bf16)
+    if cfg.checkpointing in ("off", "false", "0") and found.checkpointing:
+        raise KnownError(
+            f"Training needs about {found.peak_bytes / memory.GIB:.1f} GiB without gradient checkpointing; "
+            f"{found.available_bytes / memory.GIB:.1f} GiB is free."
+        )
+    return found
+
+
 def set_threads(cfg: TrainConfig) -> int:
     import psutil
     import torch
@@ -111,7 +140,7 @@ def wrap_lora(model: PreTrainedModel, cfg: TrainConfig, lora_state: dict[str, An
         r=cfg.rank,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=list(cfg.target_modules),
+        target_modules=list(cfg.target_modules or architectures.for_model(model).targets),
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -163,12 +192,14 @@ def train(
         # The checkpoint's schedule and LoRA shape win; budget, threads and checkpoint cadence are this run's,
         # and an explicit max_steps from the caller ends the resumed run early.
         merged = {**asdict(cfg), **state["config"]}
-        for name in ("max_minutes", "threads", "checkpoint_every_s", "eval_every"):
+        for name in ("max_minutes", "threads", "checkpoint_every_s", "eval_every", "micro_batch", "checkpointing"):
             merged[name] = getattr(cfg, name)
         if cfg.max_steps > 0:
             merged["max_steps"] = cfg.max_steps
         cfg = TrainConfig(**merged)
         cfg.target_modules = tuple(cfg.target_modules)
+    if not cfg.target_modules:
+        cfg.target_modules = architectures.for_model(model).targets
     torch.manual_seed(cfg.seed)
     peft_model = wrap_lora(model, cfg, state["lora"] if state else init_lora)
     params = [p for p in peft_model.parameters() if p.requires_grad]
@@ -181,6 +212,10 @@ def train(
     if cfg.max_steps <= 0:
         cfg.max_steps = steps_in_data
     bf16 = use_bf16(cfg)
+    plan = memory_plan(model, cfg)
+    if plan.checkpointing:
+        # Non-reentrant checkpointing needs no input that requires grad (the embeddings are frozen).
+        peft_model.get_base_model().gradient_checkpointing_enable({"use_reentrant": False})
     peft_model.train()
 
     def make_checkpoint() -> bytes:
@@ -189,7 +224,7 @@ def train(
     started = time.monotonic()
     last_saved = started
     first_step, timed_from, timed_tokens = step, started, 0
-    loss_value = float("nan")
+    loss_value, rate = float("nan"), 0.0
     stopped = False
     while step < cfg.max_steps:
         if should_stop():
@@ -200,16 +235,19 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         batch = torch.tensor(batch_at(step, data, cfg), dtype=torch.long)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = peft_model(input_ids=batch, labels=batch).loss
-        loss.backward()
+        loss_sum = 0.0
+        for micro in batch.split(plan.micro_batch):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                nll, count = chunked_nll(peft_model, micro)
+            (nll / (count * plan.accumulation)).backward()  # the mean over the whole step's tokens
+            loss_sum += float(nll.detach()) / count / plan.accumulation
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
         tokens_seen += batch.numel()
-        loss_value = float(loss.detach())  # syncs nothing on CPU; cheap
+        loss_value = loss_sum
         now = time.monotonic()
         if step == first_step + 1:  # the first step pays one-off allocation costs: time from its end
             timed_from = now
@@ -234,11 +272,14 @@ def train(
             last_saved = time.monotonic()
     save_checkpoint(make_checkpoint())
     peft_model.eval()
-    return Result(step, cfg.max_steps, tokens_seen, loss_value, stopped, lora_state_dict(peft_model))
+    # The torch side of the export check: llama.cpp must reproduce this number with the exported adapter.
+    heldout_ppl = evaluate(peft_model, data.heldout) if data.heldout and not stopped else None
+    rate = rate if timed_tokens else 0.0  # the loop's measured speed, before the final checkpoint and eval
+    return Result(step, cfg.max_steps, tokens_seen, loss_value, stopped, lora_state_dict(peft_model), heldout_ppl, rate)
 
 
 def evaluate(model: Any, windows: list[list[int]]) -> float:
-    """Held-out perplexity in torch (fp32): exp of the mean next-token loss over all predicted tokens."""
+    """Held-out perplexity in torch: exp of the mean next-token loss over all predicted tokens."""
     import torch
 
     total_nll, count = 0.0, 0
@@ -246,12 +287,74 @@ def evaluate(model: Any, windows: list[list[int]]) -> float:
         for ids in windows:
             if len(ids) < 2:
                 continue
-            batch = torch.tensor([ids], dtype=torch.long)
-            logits = model(input_ids=batch).logits[0, :-1].float()
-            nll = torch.nn.functional.cross_entropy(logits, batch[0, 1:], reduction="sum")
+            nll, n = chunked_nll(model, torch.tensor([ids], dtype=torch.long))
             total_nll += float(nll)
-            count += len(ids) - 1
+            count += n
     return math.exp(total_nll / max(count, 1))
+
+
+def chunked_nll(model: Any, input_ids: Any) -> tuple[Any, int]:
+    """Summed next-token NLL of a batch and the number of predicted tokens, never holding full logits.
+
+    The decoder runs as usual; the output head and cross-entropy go through `_head_nll_function` a few
+    hundred rows at a time, which also computes each chunk's gradient on the spot, so backward neither keeps
+    nor recomputes logits. Memory for the head drops from tokens x vocab to one chunk x vocab.
+    """
+    import torch
+
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = lm.model(input_ids=input_ids).last_hidden_state[:, :-1]
+    hidden = hidden.reshape(-1, hidden.shape[-1])
+    targets = input_ids[:, 1:].reshape(-1)
+    head = lm.get_output_embeddings()
+    if getattr(head, "bias", None) is not None or (head.weight.requires_grad and torch.is_grad_enabled()):
+        raise ValueError("chunked_nll expects a frozen, bias-free output head (LoRA never targets it)")
+    rows = max(16, memory.LOGIT_CHUNK_BYTES // (4 * head.weight.shape[0]))
+    softcap = getattr(lm.config, "final_logit_softcapping", None) or 0.0
+    return _head_nll_function().apply(hidden, head.weight, targets, rows, float(softcap)), int(targets.numel())
+
+
+def _head_nll_chunks(hidden: Any, weight: Any, targets: Any, rows: int, softcap: float, grad: Any) -> Any:
+    import torch
+
+    total = torch.zeros((), dtype=torch.float32)
+    weight = weight.to(hidden.dtype)  # once, not per chunk: a 262k-row head is hundreds of MB
+    for start in range(0, hidden.shape[0], rows):
+        h, tgt = hidden[start : start + rows], targets[start : start + rows]
+        logits = (h @ weight.T).float()
+        if softcap:
+            capped = torch.tanh(logits / softcap)
+            logits = capped * softcap
+        log_z = torch.logsumexp(logits, dim=-1)
+        total = total + (log_z - logits.gather(1, tgt[:, None])[:, 0]).sum()
+        if grad is not None:  # d(sum nll)/d(logits) = softmax - onehot; chain through the cap and the head
+            probs = torch.exp(logits - log_z[:, None])
+            probs[torch.arange(len(tgt)), tgt] -= 1.0
+            if softcap:
+                probs *= 1.0 - capped * capped
+            grad[start : start + rows] = (probs.to(h.dtype) @ weight).to(grad.dtype)
+    return total
+
+
+@functools.cache
+def _head_nll_function() -> Any:
+    """The autograd Function, built on first use so importing this module does not import torch."""
+    import torch
+
+    class ChunkedHeadNLL(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, hidden: Any, weight: Any, targets: Any, rows: int, softcap: float) -> Any:
+            grad = torch.empty_like(hidden) if hidden.requires_grad else None
+            total = _head_nll_chunks(hidden.detach(), weight, targets, rows, softcap, grad)
+            ctx.save_for_backward(*(() if grad is None else (grad,)))
+            return total
+
+        @staticmethod
+        def backward(ctx: Any, upstream: Any) -> Any:
+            (grad,) = ctx.saved_tensors
+            return grad * upstream.to(grad.dtype), None, None, None, None
+
+    return ChunkedHeadNLL
 
 
 def dump_checkpoint(

@@ -135,16 +135,22 @@ def _progress_line(done: int, total: int, speed: float) -> None:
 
 
 def list_command() -> int:
+    from personalize import estimate, job
+
     active = models.active_model().name
+    data_tokens = job.read_status().get("train_tokens")  # from the last personalization run, if any
     for model in models.list_models():
         mark = "*" if model.name == active else " "
         try:
-            info = inspect(models.require(model))
+            path = models.require(model)
+            info = inspect(path)
             detail = f"{info.architecture} {info.file_type} {info.size_bytes / 2**20:.0f} MiB"
+            personalize = estimate.describe(path, data_tokens)
         except KnownError as exc:  # a registered file may have been moved, replaced or damaged since
-            detail = f"unavailable: {exc}"
+            detail, personalize = f"unavailable: {exc}", "no: the file is unavailable"
         speed = models.measured_speed(model)
         rate = f"{speed:.1f} tok/s" if speed else "not run yet"
         origin = "bundled" if model.bundled else str(model.path)
         print(f"{mark} {model.name:24} {detail:28} {rate:12} {origin}")
+        print(f"  {'':24} personalize: {personalize}")
     return 0

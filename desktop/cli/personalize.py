@@ -98,6 +98,8 @@ def personalize_command(args: argparse.Namespace, services: Services) -> int:
     )
     if report.state == "activated":
         print("it is now active in chat")
+    elif report.refused:
+        print(report.refused)
     else:
         print("it is not better than what is active now, so it was kept but not switched to")
     return 0

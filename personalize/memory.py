@@ -1,0 +1,130 @@
+"""How much memory a personalization run will need, decided before it starts, so it refuses instead of swapping.
+
+Peak RSS while training is about: the runtime (Python, torch, transformers), the frozen base weights (16-bit
+where the CPU has native bf16), the LoRA's weights with their gradients and Adam moments, the activations
+autograd keeps for backward, and one chunk of logits (train.chunked_nll never holds the full
+sequence x vocabulary logits: 0.5 GB per 512-token sequence for Gemma 3's 262k vocabulary in fp32).
+
+Activations are the part that scales with the batch, so the batch is what gives way: the optimizer step
+keeps its `batch_size` blocks (the schedule and resume do not change), but they go through in micro-batches
+sized to the free RAM, with gradients accumulated. Gradient checkpointing (recomputing each layer's forward in
+backward, ~1/3 more compute) is switched on only when even one block per micro-batch would not fit, since
+accumulating more micro-batches costs almost nothing on a CPU. The per-token activation cost is a fit to
+measured peaks (bench/train_memory.py), not a bound: the refusal leaves a margin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from storage.errors import KnownError
+
+GIB = 2**30
+RUNTIME_BYTES = int(0.6 * GIB)  # python + torch + transformers + peft + tokenizer, measured ~0.5-0.6 GiB
+LOGIT_CHUNK_BYTES = 64 * 2**20  # one chunk of fp32 logits in chunked cross-entropy
+USABLE_FRACTION = 0.85  # of the memory the OS reports available: the chat and the desktop keep the rest
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the estimate needs to know about a model (from GGUF metadata or a loaded config)."""
+
+    n_params: int
+    hidden: int
+    intermediate: int
+    n_layer: int
+    vocab: int
+    attn_width: int  # n_head * head_dim
+    kv_width: int  # n_head_kv * head_dim
+
+    @classmethod
+    def from_base(cls, info: Any) -> Shape:
+        """From a base.BaseInfo: its scalar GGUF metadata and tensor sizes."""
+        fields, arch = info.fields, info.architecture
+        hidden = int(fields[f"{arch}.embedding_length"])
+        n_head = int(fields[f"{arch}.attention.head_count"])
+        head_dim = int(fields.get(f"{arch}.attention.key_length") or hidden // n_head)
+        n_kv = int(fields.get(f"{arch}.attention.head_count_kv") or n_head)
+        return cls(
+            n_params=info.n_params,
+            hidden=hidden,
+            intermediate=int(fields[f"{arch}.feed_forward_length"]),
+            n_layer=int(fields[f"{arch}.block_count"]),
+            vocab=info.vocab,
+            attn_width=n_head * head_dim,
+            kv_width=n_kv * head_dim,
+        )
+
+    @classmethod
+    def from_model(cls, model: Any) -> Shape:
+        """From a loaded transformers model (its config and parameter count)."""
+        config = model.config
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        return cls(
+            n_params=sum(p.numel() for p in model.parameters()),
+            hidden=config.hidden_size,
+            intermediate=config.intermediate_size,
+            n_layer=config.num_hidden_layers,
+            vocab=config.vocab_size,
+            attn_width=config.num_attention_heads * head_dim,
+            kv_width=getattr(config, "num_key_value_heads", config.num_attention_heads) * head_dim,
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    micro_batch: int  # blocks per forward/backward
+    accumulation: int  # micro-batches per optimizer step (micro_batch x accumulation = batch_size)
+    checkpointing: bool
+    peak_bytes: int  # the estimate
+    available_bytes: int  # what the OS reported free when planning
+
+
+def lora_params(shape: Shape, rank: int) -> int:
+    """Adapter size with every linear layer targeted: rank x (n_in + n_out) per matrix."""
+    h, f = shape.hidden, shape.intermediate
+    per_layer = (h + shape.attn_width) * 2 + (h + shape.kv_width) * 2 + (h + f) * 3
+    return rank * per_layer * shape.n_layer
+
+
+def activation_bytes_per_token_layer(shape: Shape, bf16: bool) -> int:
+    """What autograd keeps per token and layer: ~12 hidden-wide and 2 ffn-wide tensors (measured fit)."""
+    width = 3 if bf16 else 4  # under bf16 autocast the residual stream and norms stay partly fp32
+    return width * (12 * shape.hidden + 2 * shape.intermediate)
+
+
+def peak_bytes(shape: Shape, rank: int, seq_len: int, micro_batch: int, bf16: bool, checkpointing: bool) -> int:
+    weights = shape.n_params * (2 if bf16 else 4)
+    adapter = lora_params(shape, rank) * 16  # fp32 weight, gradient, two Adam moments
+    per_layer = activation_bytes_per_token_layer(shape, bf16) * seq_len * micro_batch
+    if checkpointing:  # each layer's input is kept; one layer's activations live during its recompute
+        activations = shape.hidden * (2 if bf16 else 4) * seq_len * micro_batch * shape.n_layer + per_layer
+    else:
+        activations = per_layer * shape.n_layer
+    logits = 3 * LOGIT_CHUNK_BYTES  # logits, softmax and its gradient for one chunk
+    return RUNTIME_BYTES + weights + adapter + activations + logits
+
+
+def available_bytes() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def plan(shape: Shape, rank: int, seq_len: int, batch_size: int, bf16: bool, available: int | None = None) -> Plan:
+    """The largest micro-batch that fits (checkpointing only if nothing fits without); KnownError if none does."""
+    available = available_bytes() if available is None else available
+    budget = int(available * USABLE_FRACTION)
+    for checkpointing in (False, True):
+        for micro in range(batch_size, 0, -1):
+            if batch_size % micro:
+                continue  # equal micro-batches keep the loss an exact mean over the step's blocks
+            peak = peak_bytes(shape, rank, seq_len, micro, bf16, checkpointing)
+            if peak <= budget:
+                return Plan(micro, batch_size // micro, checkpointing, peak, available)
+    needed = peak_bytes(shape, rank, seq_len, 1, bf16, True)
+    raise KnownError(
+        f"Personalizing this model needs about {needed / GIB:.1f} GiB of memory and only "
+        f"{available / GIB:.1f} GiB is free; close other programs or personalize a smaller model."
+    )
