@@ -192,8 +192,11 @@ def run(
         adapter=result.adapter_id,
         base_ppl=result.base_ppl,
         adapter_ppl=result.adapter_ppl,
+        drift=result.drift,
         steps=result.steps,
         tokens_trained=result.tokens_trained,
+        seconds=round(result.seconds, 1),
+        near_duplicates=result.near_duplicates,
     )
     return result
 
