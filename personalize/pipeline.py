@@ -69,7 +69,7 @@ def run(
     dataset.precheck(documents, conversations)
     progress(Progress(0, 0, float("nan"), 0.0, float("nan"), 0, "loading"))
     model, tokenizer = base.load(info)
-    llama = open_llama(info.path, max(cfg.seq_len, EVAL_CTX))
+    llama = open_llama(info.path, max(cfg.seq_len, EVAL_CTX), cfg.threads)
     general = drift.general_set(store, llama, tokenizer, info.sha256)
     data = dataset.build(
         documents,
@@ -142,14 +142,14 @@ def run(
     prompts = _sample_prompts(data.heldout)
     report.base_ppl = runtime.perplexity_tokens(llama, data.heldout)
     general_base = drift.score(llama, general.drift)
-    before = [runtime.complete(llama, p, SAMPLE_TOKENS) for p, _ in prompts]
+    before = [runtime.complete(llama, p, len(truth)) for p, truth in prompts]
     if parent is not None and parent.base_sha256 == info.sha256:
         with _adapter(llama, reg.gguf_bytes(parent.id), info.sha256):
             report.previous_ppl = runtime.perplexity_tokens(llama, data.heldout)
     with _adapter(llama, gguf, info.sha256):
         report.adapter_ppl = runtime.perplexity_tokens(llama, data.heldout)
         general_adapter = drift.score(llama, general.drift)
-        after = [runtime.complete(llama, p, SAMPLE_TOKENS) for p, _ in prompts]
+        after = [runtime.complete(llama, p, len(truth)) for p, truth in prompts]
     del llama
     report.drift = drift.drift(general_base, general_adapter)
     report.samples = [
@@ -217,24 +217,38 @@ def _adapter(llama: Any, gguf: bytes, base_sha256: str) -> Iterator[None]:
 
 
 def _sample_prompts(heldout: list[list[int]]) -> list[tuple[list[int], list[int]]]:
-    """Up to SAMPLES (start, true continuation) pairs from held-out windows spread over the held-out text."""
-    need = SAMPLE_PROMPT_TOKENS + SAMPLE_TOKENS
+    """Up to SAMPLES (start, true continuation) pairs from held-out windows spread over the held-out text.
+
+    Windows shorter than a full sample (a small seq_len) are split in the same 3:2 proportion instead.
+    """
+    need = min(SAMPLE_PROMPT_TOKENS + SAMPLE_TOKENS, max((len(w) for w in heldout), default=0))
+    if need < 8:
+        return []
+    cut = need * SAMPLE_PROMPT_TOKENS // (SAMPLE_PROMPT_TOKENS + SAMPLE_TOKENS)
     usable = [w for w in heldout if len(w) >= need]
-    picks = sorted({round(i * (len(usable) - 1) / max(SAMPLES - 1, 1)) for i in range(SAMPLES)}) if usable else []
-    return [(usable[i][:SAMPLE_PROMPT_TOKENS], usable[i][SAMPLE_PROMPT_TOKENS:need]) for i in picks]
+    picks = sorted({round(i * (len(usable) - 1) / max(SAMPLES - 1, 1)) for i in range(SAMPLES)})
+    return [(usable[i][:cut], usable[i][cut:need]) for i in picks]
 
 
 def _text(tokenizer: Any, ids: list[int]) -> str:
     return str(tokenizer.decode(ids, skip_special_tokens=True))
 
 
-def open_llama(path: Path, n_ctx: int = 512) -> Any:
-    """A private llama.cpp instance for evaluation (batch = context, so one window is one decode)."""
+def open_llama(path: Path, n_ctx: int = 512, threads: int = 0) -> Any:
+    """A private llama.cpp instance for evaluation (batch = context, so one window is one decode).
+
+    Prompt processing gets the same thread count as generation (llama-cpp-python's default is every logical
+    CPU): ggml's threads spin at barriers, and with more threads than free cores one preempted thread stalls
+    the rest. Measured on a 2-core machine loaded by other processes: 8 generated tokens took 29 s with two
+    threads and 1 s with one.
+    """
     import llama_cpp
     import psutil
 
-    threads = psutil.cpu_count(logical=False) or 1
-    return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, verbose=False)
+    threads = threads or psutil.cpu_count(logical=False) or 1
+    return llama_cpp.Llama(
+        model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
 
 
 def evaluate_files(store: Any, files: list[Path], gguf_path: Path | None = None, window: int = 512) -> dict[str, Any]:

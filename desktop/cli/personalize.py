@@ -196,9 +196,10 @@ def _status(args: argparse.Namespace, services: Services) -> int:
             print(f"    not switched to: {record.refused}")
         for warning in proof.warnings(record):
             print(f"    warning: {warning}")
-    if records and records[-1].samples:
-        print(f"\nhow {records[-1].id} continues passages of your unseen text:")
-        for sample in records[-1].samples:
+    shown = next((r for r in reversed(records) if r.samples), None)  # the newest version with samples
+    if shown is not None:
+        print(f"\nhow {shown.id} continues passages of your unseen text (`--json` has every version's):")
+        for sample in shown.samples:
             print(f"  your text:  …{_one_line(sample['prompt'])[-80:]}")
             print(f"    you wrote: {_one_line(sample['truth'])}")
             print(f"    before:    {_one_line(sample['base'])}")

@@ -48,6 +48,7 @@ def scan(roots: list[Path], needles: list[bytes]) -> list[str]:
 def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
     store: Any,
     base_cache: Path,
+    general_cached: None,
     ledger_documents: list[tuple[str, str]],
     hearth_home: Path,
     tmp_path: Path,
@@ -67,6 +68,11 @@ def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
     reg = registry.Registry(store)
     records = reg.list()
     assert [r.id for r in records] == [report.adapter_id] and records[0].active
+    # the proof kept with the version: gain, drift, time and three held-out passages continued before/after
+    record = records[0]
+    assert record.drift is not None and record.seconds and record.heldout_tokens == report.heldout_tokens
+    assert len(record.samples) == 3 and all(s["prompt"] and s["truth"] for s in record.samples)
+    assert any(CANARY in s["prompt"] + s["truth"] for s in record.samples)  # user text: the scan below covers it
     gguf = reg.gguf_bytes(report.adapter_id)
     assert reg.checkpoint() is None  # a finished run drops its checkpoint
 
