@@ -52,8 +52,14 @@ def add_version(store: Any, **proof: Any) -> str:
     from personalize.registry import AdapterRecord, Registry, new_id
 
     record = AdapterRecord(
-        id=new_id(), created="2026-01-02T13:04:00", base_sha256="0" * 64, base_ppl=12.0, adapter_ppl=9.0,
-        tokens_trained=40_960, steps=20, **proof,
+        id=new_id(),
+        created="2026-01-02T13:04:00",
+        base_sha256="0" * 64,
+        base_ppl=12.0,
+        adapter_ppl=9.0,
+        tokens_trained=40_960,
+        steps=20,
+        **proof,
     )
     Registry(store).add(b"not loaded here", {}, record)
     return record.id

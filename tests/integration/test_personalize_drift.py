@@ -33,17 +33,15 @@ def test_a_normal_run_is_activated_and_an_overtrained_one_refused(
 
     chats(store, ledger_documents)
     reg = registry.Registry(store)
-    normal = pipeline.run(store, TrainConfig(**SMALL, lr=3e-3, max_steps=20))
+    normal = pipeline.run(store, TrainConfig(**SMALL, lr=1e-3, max_steps=10))
     assert normal.state == "activated", normal
-    assert normal.drift is not None and normal.drift < drift.DRIFT_LIMIT - 0.05  # measured ~1.0
+    assert normal.drift is not None and normal.drift < drift.DRIFT_LIMIT
     assert normal.adapter_ppl < normal.base_ppl
     reg.set_active(None)  # the over-trained run starts from the base, not from this adapter
 
-    overtrained = pipeline.run(
-        store, TrainConfig(**SMALL, lr=1e-2, min_lr=1e-2, max_steps=150, epochs=100.0), replay_fraction=0.0
-    )
+    overtrained = pipeline.run(store, TrainConfig(**SMALL, lr=1e-2, min_lr=1e-2, max_steps=30), replay_fraction=0.0)
     assert overtrained.state == "refused", overtrained
-    assert overtrained.drift is not None and overtrained.drift > drift.DRIFT_LIMIT + 0.1
+    assert overtrained.drift is not None and overtrained.drift > 2 * drift.DRIFT_LIMIT  # measured: 20x
     assert reg.active() is None  # nothing was switched to
     record = reg.get(overtrained.adapter_id)
     assert record.refused and "general answers" in record.refused
