@@ -32,9 +32,11 @@ from personalize import runtime
 PROMPTS_FILE = Path(__file__).with_name("general_prompts.json")
 ANSWER_TOKENS = 48  # enough for a sentence or two of each answer; 40 prompts generate in ~20 s on 2 cores
 CACHE_KEY = "personalize.general_answers"
-# Refuse to activate an adapter whose drift exceeds this. Measured on the bundled model (README, "Forgetting
-# guard"): normal runs stay at or below ~1.03, deliberately over-trained ones land at 1.3-2+, and the issue's
-# visibly broken chat was 1.22. 1.10 sits between with a margin on both sides.
+# Refuse to activate an adapter whose drift exceeds this. Measured on the bundled model (base answer perplexity
+# 2.04; README, "Personalization you can check"): a short run on real text (git release notes) drifted 1.02;
+# the issue's 6-minute release-notes run, whose chat visibly broke, 1.22; 20 aggressive steps (lr 3e-3) on a
+# narrow made-up ledger 20.0 without replay, 1.53 with 20% replay, 1.37 with 50%. 1.10 sits between the
+# harmless and the harmful with a margin on both sides.
 DRIFT_LIMIT = 1.10
 
 
