@@ -89,7 +89,7 @@ def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
 
 
 def test_kill_9_mid_training_resumes_from_last_checkpoint(
-    store: Any, base_cache: Path, ledger_documents: list[tuple[str, str]]
+    store: Any, base_cache: Path, general_cached: None, ledger_documents: list[tuple[str, str]]
 ) -> None:
     from personalize import job, registry
     from personalize.train import TrainConfig, load_checkpoint
