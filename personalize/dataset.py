@@ -143,31 +143,34 @@ def precheck(documents: Sequence[Document], conversations: Sequence[Conversation
         )
 
 
-def _source_texts(documents: Sequence[Document], conversations: Sequence[Conversation]) -> dict[str, str]:
+SourceText = str | list[Message]  # a document's text, or a conversation's kept messages
+
+
+def _source_texts(documents: Sequence[Document], conversations: Sequence[Conversation]) -> dict[str, SourceText]:
     """One text per source, in a stable order: chunks of a document joined in the order given; a conversation
     as its user and assistant turns (rendered with the chat template later)."""
     texts: dict[str, list[str]] = {}
     for doc_id, text in documents:
         if text and text.strip():
             texts.setdefault(f"doc:{doc_id}", []).append(text.strip())
-    out = {name: "\n\n".join(parts) for name, parts in texts.items()}
+    out: dict[str, SourceText] = {name: "\n\n".join(parts) for name, parts in texts.items()}
     for conv_id, messages in conversations:
         kept = [m for m in messages if m.get("content", "").strip() and m.get("role") in ("user", "assistant")]
         if any(m["role"] == "user" for m in kept):
-            out[f"chat:{conv_id}"] = kept  # type: ignore[assignment]  # rendered in _sources
+            out[f"chat:{conv_id}"] = kept  # rendered with the chat template in _sources
     return out
 
 
-def _sources(texts: dict[str, Any], tokenizer: Tokenizer) -> list[tuple[str, list[int]]]:
+def _sources(texts: dict[str, SourceText], tokenizer: Tokenizer) -> list[tuple[str, list[int]]]:
     out = []
     for name, value in texts.items():
-        ids = tokenizer.encode(tokenizer.render_chat(value) if name.startswith("chat:") else value)
+        ids = tokenizer.encode(value if isinstance(value, str) else tokenizer.render_chat(value))
         if ids:
             out.append((name, ids))
     return out
 
 
-def near_duplicate_groups(texts: dict[str, Any]) -> list[set[str]]:
+def near_duplicate_groups(texts: dict[str, SourceText]) -> list[set[str]]:
     """Sets of sources (two or more each) that are near-duplicates of one another, transitively.
 
     Shingles are taken from the words of the text (a conversation's message contents only, so the chat
@@ -203,7 +206,7 @@ def near_duplicate_groups(texts: dict[str, Any]) -> list[set[str]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def _plain(value: Any) -> str:
+def _plain(value: SourceText) -> str:
     return value if isinstance(value, str) else "\n".join(m["content"] for m in value)
 
 
