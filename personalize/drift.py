@@ -35,8 +35,9 @@ CACHE_KEY = "personalize.general_answers"
 # Refuse to activate an adapter whose drift exceeds this. Measured on the bundled model (base answer perplexity
 # 2.04; README, "Personalization you can check"): a short run on real text (git release notes) drifted 1.02;
 # the 6-minute release-notes run, whose chat visibly broke, 1.22; 20 aggressive steps (lr 3e-3) on a
-# narrow made-up ledger 20.0 without replay, 1.53 with 20% replay, 1.37 with 50%. 1.10 sits between the
-# harmless and the harmful with a margin on both sides.
+# narrow made-up ledger 20.0 without replay, 1.53 with 20% replay, 1.37 with 50% (and, through the pipeline,
+# 21,547 over-trained, 1.27 for a gentle run that had learnt ledger-speak). 1.10 sits between the harmless and
+# the harmful.
 DRIFT_LIMIT = 1.10
 
 

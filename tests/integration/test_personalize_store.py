@@ -54,7 +54,7 @@ def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from personalize import pipeline, registry
+    from personalize import drift, pipeline, registry
     from personalize.train import TrainConfig
 
     fill(store, ledger_documents)
@@ -63,9 +63,13 @@ def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
     monkeypatch.setenv("TMPDIR", str(private_tmp))
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     report = pipeline.run(store, TrainConfig(**{**SMALL, "lr": 1e-3}, max_steps=10))  # gentle: drift stays low
-    assert report.state == "activated", report
     assert report.adapter_ppl < report.base_ppl
+    # The forgetting guard decides activation: this narrow made-up corpus may drift past the limit.
+    assert report.state == ("refused" if report.drift > drift.DRIFT_LIMIT else "activated"), report
     reg = registry.Registry(store)
+    if report.state == "refused":
+        assert reg.active() is None
+        reg.set_active(report.adapter_id)  # the user's explicit choice (`hearth adapters use --force`)
     records = reg.list()
     assert [r.id for r in records] == [report.adapter_id] and records[0].active
     # the proof kept with the version: gain, drift, time and three held-out passages continued before/after
