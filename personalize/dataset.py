@@ -4,7 +4,11 @@ Documents are trained on as plain text (they teach vocabulary and style); conver
 the model's own chat template, so the adapter learns the dialogue format the chat actually uses. Everything is
 packed into one token stream cut into fixed-length blocks: no padding, so every token computed is a token
 learned from. The held-out set is whole sources (documents or conversations), never pieces of a training
-source, so its perplexity measures generalisation to unseen text and not memorisation.
+source, so its perplexity measures generalisation to unseen text and not memorisation. Sources that are
+near-duplicates of each other (the same letter saved twice, a document pasted into a chat) are found before
+the split and kept on one side together: otherwise the held-out "gain" would be partly recall of text trained
+on. Replay sequences (the base model's own answers to general prompts, see `drift`) are interleaved with the
+user's training text, never held out.
 
 Inputs are plain Python values so this is testable without the store; `from_store` reads them from it.
 """
@@ -12,6 +16,8 @@ Inputs are plain Python values so this is testable without the store; `from_stor
 from __future__ import annotations
 
 import hashlib
+import re
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +31,13 @@ Document = tuple[str, str]  # (document id, text); several entries with one id a
 # Below this many training tokens a LoRA mostly memorises noise; about 0.75 words per token for English.
 MIN_TRAIN_TOKENS = 3000
 MIN_HELDOUT_TOKENS = 128
+# Near-duplicate detection: word 5-shingles, one in SHINGLE_SAMPLE kept by hash (Broder's mod-m sampling: the
+# same shingles are kept in every source, so containment estimates stay unbiased at 1/m of the memory). Two
+# sources are near-duplicates when half of the smaller one's sampled shingles occur in the other.
+SHINGLE_WORDS = 5
+SHINGLE_SAMPLE = 4
+DUPLICATE_CONTAINMENT = 0.5
+COMMON_SHINGLE_SOURCES = 50  # a shingle in more sources than this is a stock phrase, not a copy
 
 
 @dataclass
@@ -36,6 +49,8 @@ class Dataset:
     train_sources: list[str] = field(default_factory=list)
     heldout_sources: list[str] = field(default_factory=list)
     fingerprint: str = ""  # hash of the training token stream: tells an incremental run what is new
+    near_duplicates: int = 0  # sources kept with a near-duplicate on the same side of the split
+    replay_tokens: int = 0  # training tokens that are replay (general chat), not the user's text
 
     @property
     def train_tokens(self) -> int:
@@ -74,9 +89,16 @@ def build(
     tokenizer: Tokenizer,
     seq_len: int = 512,
     heldout_fraction: float = 0.1,
+    replay: Sequence[list[int]] = (),
+    replay_fraction: float = 0.0,
 ) -> Dataset:
-    """Tokenize, split by source, and pack. Raises KnownError when there is too little text to learn from."""
-    sources = _sources(documents, conversations, tokenizer)
+    """Tokenize, split by source, and pack. Raises KnownError when there is too little text to learn from.
+
+    `replay_fraction` of the training tokens are `replay` sequences (cycled as needed), spread evenly through
+    the user's text so most blocks rehearse a little general chat.
+    """
+    texts = _source_texts(documents, conversations)
+    sources = _sources(texts, tokenizer)
     total = sum(len(ids) for _, ids in sources)
     needed = MIN_TRAIN_TOKENS + MIN_HELDOUT_TOKENS
     if total < needed or len(sources) == 0:
@@ -85,8 +107,11 @@ def build(
             f"{_words(total)} words of documents and chats found, at least about {_words(needed)} needed. "
             "Add documents or chat more, then try again."
         )
-    train, held = _split(sources, heldout_fraction)
-    train_ids = _pack_stream((ids for _, ids in train), tokenizer.eos_id)
+    groups = near_duplicate_groups({name: texts[name] for name, _ in sources})
+    train, held = _split(sources, heldout_fraction, groups)
+    user_tokens = sum(len(ids) for _, ids in train)
+    mixed = _interleave([ids for _, ids in train], replay, replay_fraction)
+    train_ids = _pack_stream(mixed, tokenizer.eos_id)
     blocks = [train_ids[i : i + seq_len] for i in range(0, len(train_ids) - seq_len + 1, seq_len)]
     heldout = [w for _, ids in held for w in _windows(ids, seq_len)]
     dataset = Dataset(
@@ -95,6 +120,8 @@ def build(
         train_sources=[name for name, _ in train],
         heldout_sources=[name for name, _ in held],
         fingerprint=hashlib.sha256(repr(train_ids).encode()).hexdigest(),
+        near_duplicates=sum(len(g) for g in groups),
+        replay_tokens=sum(len(ids) for ids in mixed) - user_tokens,
     )
     if dataset.train_tokens < MIN_TRAIN_TOKENS or dataset.heldout_tokens < MIN_HELDOUT_TOKENS:
         raise KnownError(
@@ -116,29 +143,91 @@ def precheck(documents: Sequence[Document], conversations: Sequence[Conversation
         )
 
 
-def _sources(
-    documents: Sequence[Document], conversations: Sequence[Conversation], tokenizer: Tokenizer
-) -> list[tuple[str, list[int]]]:
-    """One token list per source, in a stable order; chunks of a document are joined in the order given."""
+SourceText = str | list[Message]  # a document's text, or a conversation's kept messages
+
+
+def _source_texts(documents: Sequence[Document], conversations: Sequence[Conversation]) -> dict[str, SourceText]:
+    """One text per source, in a stable order: chunks of a document joined in the order given; a conversation
+    as its user and assistant turns (rendered with the chat template later)."""
     texts: dict[str, list[str]] = {}
     for doc_id, text in documents:
         if text and text.strip():
             texts.setdefault(f"doc:{doc_id}", []).append(text.strip())
-    out = [(name, tokenizer.encode("\n\n".join(parts))) for name, parts in texts.items()]
+    out: dict[str, SourceText] = {name: "\n\n".join(parts) for name, parts in texts.items()}
     for conv_id, messages in conversations:
         kept = [m for m in messages if m.get("content", "").strip() and m.get("role") in ("user", "assistant")]
         if any(m["role"] == "user" for m in kept):
-            out.append((f"chat:{conv_id}", tokenizer.encode(tokenizer.render_chat(kept))))
-    return [(name, ids) for name, ids in out if ids]
+            out[f"chat:{conv_id}"] = kept  # rendered with the chat template in _sources
+    return out
+
+
+def _sources(texts: dict[str, SourceText], tokenizer: Tokenizer) -> list[tuple[str, list[int]]]:
+    out = []
+    for name, value in texts.items():
+        ids = tokenizer.encode(value if isinstance(value, str) else tokenizer.render_chat(value))
+        if ids:
+            out.append((name, ids))
+    return out
+
+
+def near_duplicate_groups(texts: dict[str, SourceText]) -> list[set[str]]:
+    """Sets of sources (two or more each) that are near-duplicates of one another, transitively.
+
+    Shingles are taken from the words of the text (a conversation's message contents only, so the chat
+    template's tokens shared by every chat do not count as duplication). Candidate pairs come from an inverted
+    index over sampled shingles, so the cost grows with the text, not with the square of the sources.
+    """
+    shingles = {name: _shingles(_plain(value)) for name, value in texts.items()}
+    index: dict[int, list[str]] = {}
+    for name, found in shingles.items():
+        for shingle in found:
+            index.setdefault(shingle, []).append(name)
+    shared: dict[tuple[str, str], int] = {}
+    for names in index.values():
+        if 1 < len(names) <= COMMON_SHINGLE_SOURCES:
+            for i, a in enumerate(names):
+                for b in names[i + 1 :]:
+                    shared[(a, b)] = shared.get((a, b), 0) + 1
+    parent = {name: name for name in texts}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for (a, b), count in shared.items():
+        smaller = min(len(shingles[a]), len(shingles[b]))
+        if smaller and count / smaller >= DUPLICATE_CONTAINMENT:
+            parent[root(a)] = root(b)
+    groups: dict[str, set[str]] = {}
+    for name in texts:
+        groups.setdefault(root(name), set()).add(name)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _plain(value: SourceText) -> str:
+    return value if isinstance(value, str) else "\n".join(m["content"] for m in value)
+
+
+def _shingles(text: str) -> set[int]:
+    words = re.findall(r"\w+", text.lower())
+    out = set()
+    for i in range(max(0, len(words) - SHINGLE_WORDS + 1)):
+        value = zlib.crc32(" ".join(words[i : i + SHINGLE_WORDS]).encode())
+        if value % SHINGLE_SAMPLE == 0:
+            out.add(value)
+    return out
 
 
 def _split(
-    sources: list[tuple[str, list[int]]], fraction: float
+    sources: list[tuple[str, list[int]]], fraction: float, groups: Sequence[set[str]] = ()
 ) -> tuple[list[tuple[str, list[int]]], list[tuple[str, list[int]]]]:
     """Hold out whole sources chosen by a stable hash of their id until `fraction` of the tokens.
 
-    With a single source there is nothing whole to hold out, so its tail is held out instead (better than
-    refusing a user whose data is one long document).
+    Near-duplicate `groups` are decided as one unit (held out together or trained on together). With a single
+    source there is nothing whole to hold out, so its tail is held out instead (better than refusing a user
+    whose data is one long document).
     """
     if len(sources) == 1:
         name, ids = sources[0]
@@ -146,20 +235,46 @@ def _split(
         return [(name, ids[:cut])], [(name + "#tail", ids[cut:])]
     total = sum(len(ids) for _, ids in sources)
     target = max(MIN_HELDOUT_TOKENS, int(total * fraction))
+    sizes = {name: len(ids) for name, ids in sources}
+    grouped = {name for group in groups for name in group}
+    units = [sorted(g & sizes.keys()) for g in groups] + [[name] for name in sizes if name not in grouped]
+    units = [u for u in units if u]
     held_names: set[str] = set()
     held_tokens = 0
-    for name, ids in sorted(sources, key=lambda s: hashlib.sha256(s[0].encode()).hexdigest()):
+    for unit in sorted(units, key=lambda u: hashlib.sha256(u[0].encode()).hexdigest()):
         if held_tokens >= target:
             break
-        if held_tokens + len(ids) > max(2 * target, total // 2):
+        size = sum(sizes[name] for name in unit)
+        if held_tokens + size > max(2 * target, total // 2):
             continue  # one huge source would leave too little to train on
-        held_names.add(name)
-        held_tokens += len(ids)
-    if not held_names:  # every source is large: hold out the smallest one
-        held_names.add(min(sources, key=lambda s: len(s[1]))[0])
+        held_names.update(unit)
+        held_tokens += size
+    if not held_names:  # every unit is large: hold out the smallest one
+        held_names.update(min(units, key=lambda u: sum(sizes[name] for name in u)))
     train = [s for s in sources if s[0] not in held_names]
     held = [s for s in sources if s[0] in held_names]
     return train, held
+
+
+def _interleave(user: list[list[int]], replay: Sequence[list[int]], fraction: float) -> list[list[int]]:
+    """The user's sources with replay sequences spread evenly between them, replay making `fraction` of tokens."""
+    if not replay or fraction <= 0 or not user:
+        return list(user)
+    want = fraction / (1 - fraction) * sum(len(ids) for ids in user)
+    extra: list[list[int]] = []
+    have = 0
+    while have < want:
+        extra.append(list(replay[len(extra) % len(replay)]))
+        have += len(extra[-1])
+    # Replay item k goes after user source floor(k * n / len(extra)): even spacing, deterministic.
+    out: list[list[int]] = []
+    k = 0
+    for i, ids in enumerate(user):
+        out.append(ids)
+        while k < len(extra) and k * len(user) // len(extra) <= i:
+            out.append(extra[k])
+            k += 1
+    return out + extra[k:]
 
 
 def _pack_stream(token_lists: Iterable[list[int]], eos_id: int) -> list[int]:

@@ -196,10 +196,13 @@ def run(
         adapter=result.adapter_id,
         base_ppl=result.base_ppl,
         adapter_ppl=result.adapter_ppl,
+        drift=result.drift,
         steps=result.steps,
         tokens_trained=result.tokens_trained,
         train_tokens=result.train_tokens,  # a count, for `hearth models list`'s run-time estimate
         refused=result.refused,  # why an adapter that scored better was not activated (numbers only)
+        seconds=round(result.seconds, 1),
+        near_duplicates=result.near_duplicates,
     )
     return result
 

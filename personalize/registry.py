@@ -33,12 +33,26 @@ class AdapterRecord:
     steps: int
     parent: str | None = None  # the adapter this one continued from (incremental training)
     config: dict[str, Any] = field(default_factory=dict)
+    # The proof shown to the user (records from before these fields existed read as None / empty):
+    drift: float | None = None  # general-answer perplexity under the adapter / under the base (see drift.py)
+    general_base_ppl: float | None = None
+    general_adapter_ppl: float | None = None
+    reference_base_p: float | None = None  # mean per-token probability of the reference answers
+    reference_adapter_p: float | None = None
+    seconds: float | None = None  # wall time of the run: data, training, export and evaluation
+    heldout_tokens: int = 0
+    near_duplicates: int = 0  # sources kept with their near-duplicate on one side of the held-out split
+    refused: str | None = None  # why the run did not activate it automatically (None: it was better)
+    samples: list[dict[str, str]] = field(default_factory=list)  # prompt / truth / base / adapter (user text)
     active: bool = False  # filled in by `list`, not stored
 
     @property
     def improvement(self) -> float:
         """Relative held-out perplexity drop versus the base, 0.25 = 25% lower."""
         return 1.0 - self.adapter_ppl / self.base_ppl if self.base_ppl else 0.0
+
+
+_STORED_FIELDS = frozenset(AdapterRecord.__dataclass_fields__) - {"active"}
 
 
 def _gguf_blob(adapter_id: str) -> str:
@@ -57,7 +71,7 @@ class Registry:
         active = self.active_id()
         records = []
         for raw in self._store.settings.get(RECORDS_KEY, []):
-            record = AdapterRecord(**{k: v for k, v in raw.items() if k != "active"})
+            record = AdapterRecord(**{k: v for k, v in raw.items() if k in _STORED_FIELDS})
             record.active = record.id == active
             records.append(record)
         return records

@@ -114,39 +114,68 @@ def reset_cache(llama: Any) -> None:
 def perplexity_tokens(llama: Any, windows: Sequence[Sequence[int]]) -> float:
     """exp(mean next-token NLL) over token windows, each evaluated from an empty cache, in llama.cpp.
 
-    Uses the Llama's own batch with logits requested for every position (works whether or not the Llama
-    was built with logits_all). Windows longer than n_batch/n_ctx are cut into pieces.
+    Windows longer than n_batch/n_ctx are cut into pieces.
     """
-    import numpy as np
-
     limit = min(llama.n_batch, llama.n_ctx())
-    n_vocab = llama.n_vocab()
     total_nll, count = 0.0, 0
     try:
         for window in windows:
             for start in range(0, len(window), limit):
-                piece = list(window[start : start + limit])
-                if len(piece) < 2:
-                    continue
-                reset_cache(llama)
-                llama._batch.set_batch(batch=piece, n_past=0, logits_all=True)  # private API, see docstring
-                llama._ctx.decode(llama._batch)
-                logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(piece) * n_vocab,))
-                logits = logits.reshape(len(piece), n_vocab)[:-1]
-                targets = np.asarray(piece[1:])
-                # In row chunks: a float64 copy of 512 x 262k logits (Gemma 3) would be a gigabyte.
-                for row in range(0, len(targets), 32):
-                    chunk = logits[row : row + 32].astype(np.float64)
-                    top = chunk.max(axis=1, keepdims=True)
-                    log_z = top[:, 0] + np.log(np.exp(chunk - top).sum(axis=1))
-                    picked = chunk[np.arange(len(chunk)), targets[row : row + 32]]
-                    total_nll += float((log_z - picked).sum())
-                count += len(targets)
+                nll, n = sequence_nll(llama, window[start : start + limit])
+                total_nll, count = total_nll + nll, count + n
     finally:
         reset_cache(llama)
     if count == 0:
         raise KnownError("The text is too short to measure perplexity.")
     return math.exp(total_nll / count)
+
+
+def sequence_nll(llama: Any, ids: Sequence[int], score_from: int = 1) -> tuple[float, int]:
+    """Summed next-token NLL of ids[score_from:] given everything before, in one decode from an empty cache.
+
+    One batch with logits for every position (llama.cpp's batched prompt processing; works whether or not the
+    Llama was built with logits_all). The log-softmax stays in float32 over a view of llama.cpp's logits:
+    copying 512 x 49k logits to float64 first took as long as the decode itself.
+    """
+    import numpy as np
+
+    ids = list(ids)
+    if len(ids) < 2 or score_from >= len(ids):
+        return 0.0, 0
+    if len(ids) > min(llama.n_batch, llama.n_ctx()):
+        raise ValueError("sequence longer than the batch")
+    reset_cache(llama)
+    llama._batch.set_batch(batch=ids, n_past=0, logits_all=True)  # private API, see docstring
+    llama._ctx.decode(llama._batch)
+    n_vocab = llama.n_vocab()
+    logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(len(ids) * n_vocab,)).reshape(len(ids), n_vocab)
+    rows = logits[max(score_from - 1, 0) : -1]
+    targets = np.asarray(ids[max(score_from, 1) :])
+    top = rows.max(axis=1)
+    shifted = rows - top[:, None]  # the one float32 temporary
+    np.exp(shifted, out=shifted)
+    log_z = top.astype(np.float64) + np.log(shifted.sum(axis=1, dtype=np.float64))
+    picked = rows[np.arange(len(targets)), targets].astype(np.float64)
+    return float((log_z - picked).sum()), len(targets)
+
+
+def complete(llama: Any, prompt: Sequence[int], max_tokens: int) -> list[int]:
+    """Greedy continuation of `prompt` (token ids) until an end-of-generation token or `max_tokens`.
+
+    The end token, when produced, is included. Greedy so that a comparison (base vs adapter) shows the
+    models' own most likely text, not sampling noise.
+    """
+    import llama_cpp
+
+    out: list[int] = []
+    try:
+        for token in llama.generate(list(prompt), top_k=1, top_p=1.0, min_p=0.0, temp=0.0, reset=True):
+            out.append(int(token))
+            if llama_cpp.llama_vocab_is_eog(llama._model.vocab, token) or len(out) >= max_tokens:
+                break
+    finally:
+        reset_cache(llama)
+    return out
 
 
 def perplexity(llama: Any, texts: Sequence[str], window: int = 512) -> float:

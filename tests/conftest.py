@@ -232,3 +232,25 @@ def base_cache(converted_base_dir: Path, hearth_home: Path) -> Path:
     if not link.exists():
         link.symlink_to(converted_base_dir, target_is_directory=True)
     return link
+
+
+@pytest.fixture(scope="session")
+def general_answers(converted_base_dir: Path, bundled_model: Path):  # type: ignore[no-untyped-def]
+    """The bundled base's own answers to the shipped general prompts (personalize/drift.py), generated once."""
+    with environment(HEARTH_HOME=str(converted_base_dir.parents[1])):
+        from transformers import AutoTokenizer
+
+        from personalize import base, drift, pipeline
+
+        info = base.inspect(bundled_model)
+        llama = pipeline.open_llama(info.path, pipeline.EVAL_CTX, threads=1)  # robust on a busy CI machine
+        tokenizer = AutoTokenizer.from_pretrained(str(converted_base_dir))
+        return info.sha256, drift.general_set(None, llama, tokenizer, info.sha256)
+
+
+@pytest.fixture
+def general_cached(store, general_answers) -> None:  # type: ignore[no-untyped-def]
+    """This test's store already holds the general answers, as after a first run (saves ~40 s per test)."""
+    from personalize import drift
+
+    drift.remember(store, *general_answers)

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--pause-on-battery", action="store_true", help="pause when the computer runs on battery")
     parser.add_argument("--background", action="store_true", help="train in a low-priority background process")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    status = actions.add_parser("status", help="state of the current or last run")
+    status = actions.add_parser("status", help="state of the last run and the proof for every adapter version")
     status.add_argument("--json", action="store_true")
     actions.add_parser("pause", help="checkpoint the running training and stop it")
     resume = actions.add_parser("resume", help="continue a paused or interrupted training")
@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--json", action="store_true")
     use = which.add_parser("use", help="make an adapter active")
     use.add_argument("id")
+    use.add_argument("--force", action="store_true", help="use it even though it drifted past the limit")
     which.add_parser("off", help="chat with the base model")
     which.add_parser("rollback", help="go back to the previously active adapter")
     delete = which.add_parser("delete", help="delete an adapter version")
@@ -54,7 +55,7 @@ def personalize_command(args: argparse.Namespace, services: Services) -> int:
 
     action = args.action
     if action == "status":
-        return _status(args)
+        return _status(args, services)
     if action == "pause":
         if job.running() is None:
             raise KnownError("No personalization is running.")
@@ -91,17 +92,19 @@ def personalize_command(args: argparse.Namespace, services: Services) -> int:
             + ("; `hearth personalize resume` continues" if report.state == "paused" else "")
         )
         return 0
-    gain = 100 * (1 - report.adapter_ppl / report.base_ppl)
-    print(
-        f"adapter {report.adapter_id}: held-out perplexity {report.base_ppl:.2f} (base) -> "
-        f"{report.adapter_ppl:.2f} ({gain:+.1f}% better), {report.tokens_trained} tokens trained"
-    )
+    from personalize import proof
+    from personalize.registry import Registry
+
+    record = Registry(services.store()).get(report.adapter_id)
+    print(f"adapter {record.id}: {proof.summary(record)}")
     if report.state == "activated":
         print("it is now active in chat")
     elif report.refused:
         print(report.refused)
     else:
-        print("it is not better than what is active now, so it was kept but not switched to")
+        print(f"it was kept but not switched to: {record.refused}")
+    for warning in proof.warnings(record):
+        print(f"warning: {warning}")
     return 0
 
 
@@ -111,7 +114,14 @@ def adapters_command(args: argparse.Namespace, services: Services) -> int:
     registry = Registry(services.store())
     action = args.action or "list"
     if action == "use":
-        registry.get(args.id)
+        record = registry.get(args.id)
+        from personalize.drift import DRIFT_LIMIT
+
+        if record.drift is not None and record.drift > DRIFT_LIMIT and not args.force:
+            raise KnownError(
+                f"Adapter {args.id} changed the model's general answers too much (drift {record.drift:.2f}x, "
+                f"limit {DRIFT_LIMIT:.2f}x); add --force to use it anyway."
+            )
         _check_loads(services, registry, args.id)
         registry.set_active(args.id)
         print(f"adapter {args.id} is now active")
@@ -133,9 +143,10 @@ def adapters_command(args: argparse.Namespace, services: Services) -> int:
             print("no adapters yet: run `hearth personalize`")
         for r in records:
             mark = "*" if r.active else " "
+            drift = f"drift {r.drift:5.3f}x" if r.drift is not None else "drift   n/a "
             print(
                 f"{mark} {r.id}  ppl {r.base_ppl:7.2f} -> {r.adapter_ppl:7.2f} ({100 * r.improvement:+5.1f}%)  "
-                f"{r.tokens_trained:>9} tokens  {r.created[:16].replace('T', ' ')}"
+                f"{drift}  {r.tokens_trained:>9} tokens  {r.created[:16].replace('T', ' ')}"
             )
     return 0
 
@@ -148,31 +159,58 @@ def _check_loads(services: Services, registry: Any, adapter_id: str) -> None:
     export_gguf.check_adapter(data, base.inspect(services.chat_model_path()))
 
 
-def _status(args: argparse.Namespace) -> int:
-    from personalize import job
+def _status(args: argparse.Namespace, services: Services) -> int:
+    """The job's state (status file: numbers only) plus every version's proof (encrypted store: has samples)."""
+    from personalize import job, proof
+    from personalize.registry import Registry
 
     status = job.read_status()
+    try:
+        records = Registry(services.store()).list()
+    except KnownError as err:  # the store is locked or needs a passphrase: the job's state is still useful
+        records, status["versions_error"] = None, str(err)
     if args.json:
+        status["versions"] = None if records is None else [proof.version(r) for r in reversed(records)]
         print(json.dumps(status, indent=2))
         return 0
     state = status.get("state", "idle")
     line = f"state: {state}"
     if status.get("alive"):
         line += f" (process {status['pid']})"
-    if status.get("step") is not None and state not in ("activated", "kept"):
+    if status.get("step") is not None and state not in ("activated", "kept", "refused"):
         line += f", step {status['step']}/{status.get('max_steps', '?')}"
         if status.get("loss") is not None:
             line += f", loss {status['loss']:.3f}"
         if status.get("tokens_per_s"):
             line += f", {status['tokens_per_s']:.0f} tokens/s"
-    if status.get("adapter"):
-        line += f", adapter {status['adapter']}: ppl {status['base_ppl']:.2f} -> {status['adapter_ppl']:.2f}"
     if status.get("error"):
         line += f": {status['error']}"
     if state == "interrupted":
         line += " (`hearth personalize resume` continues from the last checkpoint)"
     print(line)
+    if records is None:
+        print(f"versions: unavailable ({status['versions_error']})")
+        return 0
+    for record in reversed(records):  # newest first
+        mark = "* " if record.active else "  "
+        print(f"{mark}{record.id}: {proof.summary(record)}")
+        if record.refused:
+            print(f"    not switched to: {record.refused}")
+        for warning in proof.warnings(record):
+            print(f"    warning: {warning}")
+    shown = next((r for r in reversed(records) if r.samples), None)  # the newest version with samples
+    if shown is not None:
+        print(f"\nhow {shown.id} continues passages of your unseen text (`--json` has every version's):")
+        for sample in shown.samples:
+            print(f"  your text:  …{_one_line(sample['prompt'])[-80:]}")
+            print(f"    you wrote: {_one_line(sample['truth'])}")
+            print(f"    before:    {_one_line(sample['base'])}")
+            print(f"    after:     {_one_line(sample['adapter'])}")
     return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _eval(args: argparse.Namespace, services: Services) -> int:

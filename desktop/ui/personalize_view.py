@@ -3,6 +3,9 @@
 The view only shows and asks: training runs in its own low-priority process (`personalize.job`), whose
 status `ChatSession` polls and forwards as `personalize_did_progress`; the registry and the live model are
 reached through the session's workers. The loss curve is a small painted polyline, no charting dependency.
+Below the versions, `ProofPanel` shows the selected version's proof (`personalize.proof`): gain on unseen
+text, drift on general text, tokens, time, and three held-out passages continued by the model before and
+after, side by side.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -33,12 +37,15 @@ STATE_TEXT = {
     "evaluating": "Checking the new version on text it has not seen…",
     "activated": "Done: the new version is better and is now used in chat.",
     "kept": "Done: the new version was not better than the one in use, so it was kept but not switched to.",
+    "refused": "Done, but the new version forgot too much of how to answer general questions, so it was kept "
+    "but not switched to.",
     "paused": "Paused. Resume continues where it stopped.",
     "cancelled": "Cancelled.",
     "interrupted": "Interrupted (the computer slept or the app closed). Resume continues from the last save.",
     "failed": "Could not personalize.",
 }
-COLUMNS = ("", "Version", "Created", "Perplexity before", "after", "Improvement", "Tokens learned")
+COLUMNS = ("", "Version", "Created", "Perplexity before", "after", "Gain", "Drift", "Tokens learned", "Time")
+SAMPLE_COLUMNS = ("Your unseen text begins…", "…and you wrote", "Before (base model)", "After (this version)")
 
 
 class LossCurve(QWidget):
@@ -99,6 +106,50 @@ class LossCurve(QWidget):
             Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignRight,
             f"{losses[-1]:.2f} at step {steps[-1]}",
         )
+
+
+class ProofPanel(QFrame):
+    """The selected version's proof: one summary line, warnings, and the before/after samples side by side."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("proofPanel")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        self.summary = QLabel("")
+        self.summary.setObjectName("proofSummary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.summary)
+        self.samples = QTableWidget(0, len(SAMPLE_COLUMNS))
+        self.samples.setObjectName("proofSamples")
+        self.samples.setHorizontalHeaderLabels(SAMPLE_COLUMNS)
+        self.samples.verticalHeader().setVisible(False)
+        self.samples.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.samples.setWordWrap(True)
+        self.samples.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.samples.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.samples.setToolTip("The model continues passages of your text it never trained on, before and after")
+        layout.addWidget(self.samples, 1)
+        self.show_record(None)
+
+    def show_record(self, record: Any) -> None:
+        from personalize import proof
+
+        if record is None:
+            self.summary.setText("Select a version to see what it changed.")
+            self.samples.setRowCount(0)
+            return
+        lines = [f"<b>{record.id}</b>: {proof.summary(record)}."]
+        if record.refused:
+            lines.append(f"Not switched to automatically: {record.refused}.")
+        lines += [f"⚠ {warning}" for warning in proof.warnings(record)]
+        self.summary.setText("<br>".join(_escape(line) if i else line for i, line in enumerate(lines)))
+        self.samples.setRowCount(len(record.samples))
+        for row, sample in enumerate(record.samples):
+            cells = ("…" + _one_line(sample["prompt"])[-160:], sample["truth"], sample["base"], sample["adapter"])
+            for column, text in enumerate(cells):
+                self.samples.setItem(row, column, QTableWidgetItem(_one_line(text)))
 
 
 class PersonalizeView(QWidget):
@@ -167,6 +218,8 @@ class PersonalizeView(QWidget):
         header.setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         layout.addWidget(self.table, 1)
+        self.proof = ProofPanel()
+        layout.addWidget(self.proof, 1)
 
         actions = QHBoxLayout()
         self.activate_button = QPushButton("Use this version")
@@ -199,8 +252,9 @@ class PersonalizeView(QWidget):
         text = STATE_TEXT.get(state, state)
         if status.get("error"):
             text = f"{text} {status['error']}"
-        if state in ("activated", "kept") and status.get("base_ppl") and status.get("adapter_ppl"):
-            text += f" Perplexity {status['base_ppl']:.2f} → {status['adapter_ppl']:.2f}."
+        if state in ("activated", "kept", "refused") and status.get("base_ppl") and status.get("adapter_ppl"):
+            text += f" Perplexity {status['base_ppl']:.2f} → {status['adapter_ppl']:.2f}"
+            text += f", drift {status['drift']:.3f}x." if status.get("drift") is not None else "."
         self.state_label.setText(text)
         step, max_steps = status.get("step"), status.get("max_steps")
         if state == "training" and max_steps:
@@ -211,7 +265,7 @@ class PersonalizeView(QWidget):
             self.progress.setRange(0, 0)  # busy: loading or evaluating has no steps to count
         else:
             self.progress.setRange(0, 1)
-            self.progress.setValue(1 if state in ("activated", "kept") else 0)
+            self.progress.setValue(1 if state in ("activated", "kept", "refused") else 0)
             self.progress.setFormat("")
         if state == "training":
             parts = []
@@ -243,7 +297,9 @@ class PersonalizeView(QWidget):
                 f"{r.base_ppl:.2f}",
                 f"{r.adapter_ppl:.2f}",
                 f"{100 * r.improvement:+.1f}%",
+                f"{r.drift:.3f}x" if r.drift is not None else "-",
                 f"{r.tokens_trained:,}",
+                f"{r.seconds / 60:.1f} min" if r.seconds is not None else "-",
             )
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -256,6 +312,8 @@ class PersonalizeView(QWidget):
                 self.table.setItem(row, column, item)
             if r.id == selected:
                 self.table.selectRow(row)
+        if selected is None and self.records:
+            self.table.selectRow(0)  # the newest version's proof is what the user wants to see first
         self._update_buttons()
 
     def select(self, adapter_id: str) -> None:
@@ -276,11 +334,22 @@ class PersonalizeView(QWidget):
 
     def _update_buttons(self) -> None:
         selected = self.selected_id()
+        self.proof.show_record(next((r for r in self.records if r.id == selected), None))
         active = next((r.id for r in self.records if r.active), None)
         self.activate_button.setEnabled(selected is not None and selected != active)
         self.delete_button.setEnabled(selected is not None)
         self.off_button.setEnabled(active is not None)
         self.rollback_button.setEnabled(bool(self.records))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
 
 
 def _eta(seconds: Any) -> str:

@@ -384,9 +384,9 @@ class MainWindow(QMainWindow):
         state = status.get("state", "")
         if state == "failed":
             self._say("Personalization stopped: " + str(status.get("error") or "see the Personalize tab"))
-        elif state in ("activated", "kept", "paused", "cancelled"):
+        elif state in ("activated", "kept", "refused", "paused", "cancelled"):
             self._say(f"Personalization {state}")
-        if self.tray is not None and state in ("activated", "kept"):
+        if self.tray is not None and state in ("activated", "kept", "refused"):
             self.tray.showMessage("Hearth", self.personalize.state_label.text())
 
     def _make_tray(self) -> QSystemTrayIcon | None:

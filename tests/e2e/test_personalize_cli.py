@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -45,3 +45,44 @@ def test_eval_reports_base_perplexity_as_json(hearth: Cli, tmp_path: Path) -> No
 def test_eval_of_a_missing_file_is_a_clear_error(hearth: Cli, tmp_path: Path) -> None:
     result = hearth("personalize", "eval", str(tmp_path / "missing.txt"), env=PASSPHRASE_ENV)
     assert result.returncode == 1 and "Cannot read missing.txt" in result.stderr
+
+
+def add_version(store: Any, **proof: Any) -> str:
+    """A registered version with a proof, as a finished run leaves it (the blobs are not loaded by `status`)."""
+    from personalize.registry import AdapterRecord, Registry, new_id
+
+    record = AdapterRecord(
+        id=new_id(),
+        created="2026-01-02T13:04:00",
+        base_sha256="0" * 64,
+        base_ppl=12.0,
+        adapter_ppl=9.0,
+        tokens_trained=40_960,
+        steps=20,
+        **proof,
+    )
+    Registry(store).add(b"not loaded here", {}, record)
+    return record.id
+
+
+def test_status_shows_every_versions_proof(hearth: Cli, store: Any) -> None:
+    samples = [{"prompt": "Dear Ana, the", "truth": " roses are late", "base": " weather", "adapter": " roses bloom"}]
+    kept = add_version(store, drift=1.02, seconds=95.0, heldout_tokens=1024, samples=samples * 3)
+    refused = add_version(store, drift=1.4, seconds=60.0, refused="it changed the model's general answers too much")
+    store.close()
+
+    result = hearth("personalize", "status", "--json")
+    assert result.returncode == 0, result.stderr
+    versions = {v["id"]: v for v in json.loads(result.stdout)["versions"]}
+    assert versions[kept]["gain"] == 0.25 and versions[kept]["drift"] == 1.02
+    assert versions[kept]["tokens_trained"] == 40_960 and versions[kept]["seconds"] == 95.0
+    assert versions[kept]["samples"] == samples * 3
+    assert versions[refused]["refused"] and any("drifted" in w for w in versions[refused]["warnings"])
+
+    text = hearth("personalize", "status")
+    assert "gain +25.0% on unseen text" in text.stdout and "drift 1.020x on general text" in text.stdout
+    assert "before:    weather" in text.stdout and "after:     roses bloom" in text.stdout
+
+    use = hearth("adapters", "use", refused)
+    assert use.returncode == 1 and "drift 1.40x" in use.stderr and "--force" in use.stderr
+    assert "Traceback" not in use.stderr

@@ -46,7 +46,7 @@ def no_job_left() -> Iterator[None]:
         os.kill(int(live["pid"]), signal.SIGKILL)
 
 
-def make_adapter(store: Any, seed: int) -> str:
+def make_adapter(store: Any, seed: int, **proof: Any) -> str:
     """Register a real adapter (attn_output of layer 0, rank 2) in `store`; returns its id."""
     import numpy as np
     import torch
@@ -70,6 +70,7 @@ def make_adapter(store: Any, seed: int) -> str:
         adapter_ppl=20.0 - seed,
         tokens_trained=1000 * seed,
         steps=10,
+        **proof,
     )
     Registry(store).add(gguf, state, record)
     return record.id
@@ -122,6 +123,49 @@ def test_versions_are_listed_and_switch_the_live_model(
         view.delete_button.click()
     assert [r.id for r in view.records] == [first]
     assert store_call(app.session, lambda s: [r.id for r in Registry(s).list()]) == [first]
+
+
+def test_each_version_shows_its_proof_side_by_side(qtbot: Any, app: Any, store_call: Any) -> None:
+    """Gain, drift, tokens and time per version; the selected version's samples as four columns per passage."""
+    samples = [
+        {
+            "prompt": f"Ledger of day {i}: Quillimor",
+            "truth": " polished 4 moonsalt",
+            "base": " went home.",
+            "adapter": " weighed 7 brindlewhorls",
+        }
+        for i in range(3)
+    ]
+    refused = "it changed the model's general answers too much (drift 1.50x, limit 1.10x)"
+    good = store_call(app.session, lambda s: make_adapter(s, 1, drift=1.012, seconds=150.0, samples=samples))
+    bad = store_call(app.session, lambda s: make_adapter(s, 2, drift=1.5, seconds=60.0, refused=refused))
+    view = app.window.personalize
+    app.window.tabs.setCurrentWidget(view)
+    with qtbot.waitSignal(app.session.adapters_did_load, timeout=30_000):
+        app.session.load_adapters()
+    headers = [view.table.horizontalHeaderItem(c).text() for c in range(view.table.columnCount())]
+    row = {r.id: i for i, r in enumerate(view.records)}
+    cell = {name: headers.index(name) for name in ("Gain", "Drift", "Tokens learned", "Time")}
+    assert view.table.item(row[good], cell["Drift"]).text() == "1.012x"
+    assert view.table.item(row[good], cell["Time"]).text() == "2.5 min"
+    assert view.table.item(row[good], cell["Tokens learned"]).text() == "1,000"
+    assert view.table.item(row[bad], cell["Drift"]).text() == "1.500x"
+
+    assert view.selected_id() == bad  # the newest is shown first
+    assert "drift 1.500x on general text" in view.proof.summary.text()
+    assert "Not switched to automatically" in view.proof.summary.text()
+    assert view.proof.samples.rowCount() == 0
+    view.select(good)
+    assert "gain +5.0% on unseen text" in view.proof.summary.text()
+    assert "2.5 min" in view.proof.summary.text()
+    table = view.proof.samples
+    assert table.rowCount() == 3 and table.columnCount() == 4
+    assert [table.item(2, c).text() for c in range(4)] == [
+        "…Ledger of day 2: Quillimor",
+        "polished 4 moonsalt",
+        "went home.",
+        "weighed 7 brindlewhorls",
+    ]
 
 
 def test_the_adapter_stays_on_when_the_model_reloads(qtbot: Any, app: Any, store_call: Any) -> None:

@@ -48,12 +48,13 @@ def scan(roots: list[Path], needles: list[bytes]) -> list[str]:
 def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
     store: Any,
     base_cache: Path,
+    general_cached: None,
     ledger_documents: list[tuple[str, str]],
     hearth_home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from personalize import pipeline, registry
+    from personalize import drift, pipeline, registry
     from personalize.train import TrainConfig
 
     fill(store, ledger_documents)
@@ -61,12 +62,21 @@ def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
     private_tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(private_tmp))
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
-    report = pipeline.run(store, TrainConfig(**SMALL, max_steps=20))
-    assert report.state == "activated", report
+    report = pipeline.run(store, TrainConfig(**{**SMALL, "lr": 1e-3}, max_steps=10))  # gentle: drift stays low
     assert report.adapter_ppl < report.base_ppl
+    # The forgetting guard decides activation: this narrow made-up corpus may drift past the limit.
+    assert report.state == ("refused" if report.drift > drift.DRIFT_LIMIT else "activated"), report
     reg = registry.Registry(store)
+    if report.state == "refused":
+        assert reg.active() is None
+        reg.set_active(report.adapter_id)  # the user's explicit choice (`hearth adapters use --force`)
     records = reg.list()
     assert [r.id for r in records] == [report.adapter_id] and records[0].active
+    # the proof kept with the version: gain, drift, time and three held-out passages continued before/after
+    record = records[0]
+    assert record.drift is not None and record.seconds and record.heldout_tokens == report.heldout_tokens
+    assert len(record.samples) == 3 and all(s["prompt"] and s["truth"] for s in record.samples)
+    assert any(CANARY in s["prompt"] + s["truth"] for s in record.samples)  # user text: the scan below covers it
     gguf = reg.gguf_bytes(report.adapter_id)
     assert reg.checkpoint() is None  # a finished run drops its checkpoint
 
@@ -83,7 +93,7 @@ def test_pipeline_trains_registers_activates_and_leaves_no_plaintext(
 
 
 def test_kill_9_mid_training_resumes_from_last_checkpoint(
-    store: Any, base_cache: Path, ledger_documents: list[tuple[str, str]]
+    store: Any, base_cache: Path, general_cached: None, ledger_documents: list[tuple[str, str]]
 ) -> None:
     from personalize import job, registry
     from personalize.train import TrainConfig, load_checkpoint
@@ -117,4 +127,4 @@ def test_kill_9_mid_training_resumes_from_last_checkpoint(
     trained_steps = [s for s in steps if s > 0]
     assert trained_steps[0] == saved["step"] + 1  # continued, did not start over
     assert report.steps == saved["step"] + 2
-    assert job.read_status()["state"] in ("activated", "kept")
+    assert job.read_status()["state"] in ("activated", "kept", "refused")

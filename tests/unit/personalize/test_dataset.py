@@ -81,3 +81,50 @@ def test_too_little_data_says_how_much_is_needed() -> None:
 def test_no_data_at_all_is_a_known_error() -> None:
     with pytest.raises(KnownError, match="Not enough text"):
         dataset.build([], [], word_tokenizer())
+
+
+def prose(seed: int, words: int) -> str:
+    """Distinct English-like text per seed (real words, so shingles behave as on real documents)."""
+    import random
+
+    rng = random.Random(seed)
+    vocab = ["the", "a", "river", "stone", "letter", "garden", "morning", "winter", "road", "bright", "slow", "we"]
+    return " ".join(rng.choice(vocab) + str(rng.randint(0, 9)) for _ in range(words))
+
+
+def test_near_duplicates_land_on_the_same_side_of_the_split() -> None:
+    """Twelve documents, each saved twice with a few words changed: no held-out text may have its twin trained on.
+
+    Without grouping, the hash split (by name) separates some twin pairs: this test fails then.
+    """
+    originals = [(f"doc{i}", prose(i, 400)) for i in range(12)]
+    twins = [(f"{name}-copy", text.replace("river", "stream", 3) + " Saved again.") for name, text in originals]
+    chats = [("c1", [{"role": "user", "content": originals[0][1]}, {"role": "assistant", "content": "Noted."}])]
+    data = dataset.build(originals + twins, chats, word_tokenizer(), seq_len=32, heldout_fraction=0.3)
+    held = set(data.heldout_sources)
+    assert held
+    for name, _ in originals:
+        pair = {f"doc:{name}", f"doc:{name}-copy"}
+        assert pair <= held or not pair & held, pair
+    assert ("chat:c1" in held) == ("doc:doc0" in held)  # the document pasted into a chat is its duplicate too
+    assert data.near_duplicates == 25
+
+
+def test_shared_stock_phrases_are_not_near_duplicates() -> None:
+    sign_off = "With kind regards and best wishes, Sam"
+    letters = {f"doc:l{i}": f"Dear friend, {prose(100 + i, 300)} {sign_off}" for i in range(6)}
+    assert dataset.near_duplicate_groups(letters) == []
+    letters["doc:l0-again"] = letters["doc:l0"][: len(letters["doc:l0"]) // 2]  # the first half, saved again
+    assert dataset.near_duplicate_groups(letters) == [{"doc:l0", "doc:l0-again"}]
+
+
+def test_replay_is_mixed_through_training_and_never_held_out() -> None:
+    replay = [[900_000 + i, 900_100 + i, 900_200 + i] * 10 for i in range(5)]
+    data = dataset.build(docs(10, 500), [], word_tokenizer(), seq_len=64, replay=replay, replay_fraction=0.2)
+    stream = [t for b in data.blocks for t in b]
+    replayed = [i for i, t in enumerate(stream) if t >= 900_000]
+    assert 0.17 < data.replay_tokens / (data.train_tokens + 64) < 0.23
+    assert replayed[0] < len(stream) // 4 and replayed[-1] > 3 * len(stream) // 4  # spread, not appended
+    assert not any(t >= 900_000 for w in data.heldout for t in w)
+    plain = dataset.build(docs(10, 500), [], word_tokenizer(), seq_len=64)
+    assert plain.replay_tokens == 0 and plain.heldout_sources == data.heldout_sources
