@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -213,6 +214,8 @@ class SettingsDialog(QDialog):
         on_default_persona: Callable[[str], None],
         on_passphrase: Callable[[str], None],
         api_panel: QWidget | None = None,
+        theme_mode: str = "system",
+        on_theme: Callable[[str], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -237,6 +240,14 @@ class SettingsDialog(QDialog):
         self.persona = QPlainTextEdit(default_persona)
         self.persona.setFixedHeight(self.persona.fontMetrics().lineSpacing() * 4 + 12)
         form.addRow("Default persona:", self.persona)
+        self.theme = QComboBox()
+        self.theme.setAccessibleName("Appearance")
+        for label, mode in (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark")):
+            self.theme.addItem(label, mode)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(theme_mode)))
+        if on_theme is not None:  # applied at once, so the user sees the choice before keeping it
+            self.theme.activated.connect(lambda i: on_theme(self.theme.itemData(i)))
+        form.addRow("Appearance:", self.theme)
         layout.addWidget(general)
 
         data = QGroupBox("Your data")
