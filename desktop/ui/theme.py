@@ -119,10 +119,14 @@ def _read_settings() -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def os_prefers_dark() -> bool:
+    """The OS's light/dark choice as Qt reports it (Unknown, e.g. offscreen or an old desktop: light)."""
+    return QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
+
+
 def resolve(mode: str) -> Colors:
     if mode == "system":
-        dark = QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
-        return DARK if dark else LIGHT
+        return DARK if os_prefers_dark() else LIGHT
     return DARK if mode == "dark" else LIGHT
 
 
