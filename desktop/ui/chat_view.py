@@ -1,9 +1,10 @@
 """The conversation pane: message bubbles rendered from Markdown, and the composer under them.
 
 Each message is a rich-text QLabel (selectable, links active) re-rendered from its Markdown source when
-text streams in; only the last bubble changes while a reply streams. A long chat renders its last
-`PAGE` messages and adds older pages when the user scrolls to the top (or clicks "Show earlier"), so
-opening a 500-message chat costs what opening a short one does. The text column stops widening at a
+text streams in; only the last bubble changes while a reply streams. Opening a conversation renders its
+last `FIRST_PAINT` messages, paints, then fills a `PAGE` right after; older pages are added when the user
+scrolls to the top (or clicks "Show earlier"), so opening a 500-message chat costs what opening a short
+one does. The text column stops widening at a
 readable measure. The view keeps following the newest text unless the user has scrolled up to read.
 """
 
@@ -31,7 +32,8 @@ from desktop.ui import markdown, theme
 
 ROLE_NAMES = {"user": "You", "assistant": "Hearth"}
 STATUS_NOTES = {"interrupted": "Stopped", "error": "Failed", "streaming": "Interrupted"}
-PAGE = 30  # messages rendered at a time: enough to fill two screens, cheap to build
+PAGE = 20  # messages rendered at a time when the reader scrolls up: two screens or more, cheap to build
+FIRST_PAINT = 6  # rendered before the first paint of a conversation (a screenful); the page follows at once
 
 
 def palette_colors(widget: QWidget) -> markdown.Palette:
@@ -129,41 +131,80 @@ class MessageWidget(QFrame):
         self.sources.linkActivated.connect(self._open_source)
         self.sources.hide()
         layout.addWidget(self.sources)
-        actions = QHBoxLayout()
-        actions.setContentsMargins(0, 0, 0, 0)
-        actions.setSpacing(space["xs"])
-        self.previous_button = _flat_button("\u2039", "Previous version")
-        self.previous_button.clicked.connect(lambda: self._switch(-1))
-        self.branch_label = QLabel()
-        self.branch_label.setObjectName("branchLabel")
-        self.next_button = _flat_button("\u203a", "Next version")
-        self.next_button.clicked.connect(lambda: self._switch(1))
-        for widget in (self.previous_button, self.branch_label, self.next_button):
-            widget.hide()
-            actions.addWidget(widget)
+        # The action row is built lazily: a bubble gets version arrows, Edit or Regenerate only when it
+        # needs them, which halves what a page of bubbles costs to open.
+        self._actions = QHBoxLayout()
+        self._actions.setContentsMargins(0, 0, 0, 0)
+        self._actions.setSpacing(space["xs"])
+        self._branch: tuple[QPushButton, QLabel, QPushButton] | None = None
+        self._edit: QPushButton | None = None
+        self._regenerate: QPushButton | None = None
         self.note = QLabel()
         self.note.setObjectName("messageNote")
-        actions.addWidget(self.note)
+        self._actions.addWidget(self.note)
         self.stats = QLabel()
         self.stats.setObjectName("messageStats")
         theme.set_type(self.stats, "caption")
         self.stats.hide()
-        actions.addWidget(self.stats)
-        actions.addStretch(1)
+        self._actions.addWidget(self.stats)
+        self._actions.addStretch(1)
         self.copy_button = _flat_button("Copy", "Copy message")
         self.copy_button.clicked.connect(self.copy)
-        actions.addWidget(self.copy_button)
-        self.edit_button = _flat_button("Edit", "Edit and resend", "Edit this message and send it again")
-        self.edit_button.clicked.connect(lambda: self.edit_will_start.emit(self.message_id or 0, self.text))
-        self.edit_button.setVisible(role == "user" and message_id is not None)
-        actions.addWidget(self.edit_button)
-        self.regenerate_button = _flat_button("Regenerate", "Regenerate answer", "Answer again; this one is kept")
-        self.regenerate_button.clicked.connect(self.regenerate_will_start.emit)
-        self.regenerate_button.hide()
-        actions.addWidget(self.regenerate_button)
-        layout.addLayout(actions)
+        self._actions.addWidget(self.copy_button)
+        layout.addLayout(self._actions)
+        if role == "user" and message_id is not None:
+            self.edit_button.show()
         self.set_status(status)
         self._render()
+
+    # -- lazily built controls ------------------------------------------------------------------------
+
+    @property
+    def edit_button(self) -> QPushButton:
+        if self._edit is None:
+            self._edit = _flat_button("Edit", "Edit and resend", "Edit this message and send it again")
+            self._edit.clicked.connect(lambda: self.edit_will_start.emit(self.message_id or 0, self.text))
+            self._edit.hide()
+            self._actions.addWidget(self._edit)
+        return self._edit
+
+    @property
+    def regenerate_button(self) -> QPushButton:
+        if self._regenerate is None:
+            self._regenerate = _flat_button("Regenerate", "Regenerate answer", "Answer again; this one is kept")
+            self._regenerate.clicked.connect(self.regenerate_will_start.emit)
+            self._regenerate.hide()
+            self._actions.addWidget(self._regenerate)
+        return self._regenerate
+
+    def _branch_controls(self) -> tuple[QPushButton, QLabel, QPushButton]:
+        if self._branch is None:
+            previous = _flat_button("\u2039", "Previous version")
+            previous.clicked.connect(lambda: self._switch(-1))
+            label = QLabel()
+            label.setObjectName("branchLabel")
+            following = _flat_button("\u203a", "Next version")
+            following.clicked.connect(lambda: self._switch(1))
+            for index, widget in enumerate((previous, label, following)):
+                self._actions.insertWidget(index, widget)
+            self._branch = (previous, label, following)
+        return self._branch
+
+    @property
+    def previous_button(self) -> QPushButton:
+        return self._branch_controls()[0]
+
+    @property
+    def branch_label(self) -> QLabel:
+        return self._branch_controls()[1]
+
+    @property
+    def next_button(self) -> QPushButton:
+        return self._branch_controls()[2]
+
+    def show_regenerate(self, shown: bool) -> None:
+        if shown or self._regenerate is not None:
+            self.regenerate_button.setVisible(shown)
 
     def append(self, delta: str) -> None:
         self.text += delta
@@ -178,11 +219,13 @@ class MessageWidget(QFrame):
     def set_saved(self, message: dict[str, Any], siblings: list[int]) -> None:
         """The saved row behind this bubble: its id, its alternatives, and the reply's stats if kept."""
         self.message_id = message["id"]
-        self.edit_button.setVisible(self.role == "user")
+        if self.role == "user":
+            self.edit_button.show()
         self._siblings = siblings
         many = len(siblings) > 1
-        for widget in (self.previous_button, self.branch_label, self.next_button):
-            widget.setVisible(many)
+        if many or self._branch is not None:
+            for widget in self._branch_controls():
+                widget.setVisible(many)
         if many:
             at = siblings.index(self.message_id)
             self.branch_label.setText(f"{at + 1} / {len(siblings)}")
@@ -195,10 +238,12 @@ class MessageWidget(QFrame):
     def set_busy(self, busy: bool) -> None:
         """While a reply streams the chat's shape is fixed: no edit, regenerate or switching versions."""
         at = self._siblings.index(self.message_id) if self.message_id in self._siblings else -1
-        self.previous_button.setEnabled(not busy and at > 0)
-        self.next_button.setEnabled(not busy and 0 <= at < len(self._siblings) - 1)
-        self.edit_button.setEnabled(not busy)
-        self.regenerate_button.setEnabled(not busy)
+        if self._branch is not None:
+            self._branch[0].setEnabled(not busy and at > 0)
+            self._branch[2].setEnabled(not busy and 0 <= at < len(self._siblings) - 1)
+        for button in (self._edit, self._regenerate):
+            if button is not None:
+                button.setEnabled(not busy)
 
     def _switch(self, step: int) -> None:
         at = self._siblings.index(self.message_id) + step if self.message_id in self._siblings else -1
@@ -288,7 +333,7 @@ class ChatView(QScrollArea):
         self._layout.setSpacing(space["m"])
         self.earlier_button = QPushButton("Show earlier messages")
         self.earlier_button.setFlat(True)
-        self.earlier_button.clicked.connect(self.show_earlier)
+        self.earlier_button.clicked.connect(lambda: self.show_earlier())
         self.earlier_button.hide()
         self._layout.addWidget(self.earlier_button, 0, Qt.AlignmentFlag.AlignHCenter)
         self.empty = QLabel()
@@ -309,6 +354,7 @@ class ChatView(QScrollArea):
         self._follow = True
         self._anchor: int | None = None  # distance from the bottom to keep while older pages are added
         self._focus: MessageWidget | None = None
+        self._opened = 0  # counts show_messages calls, so a late page fill cannot land in another chat
         self.verticalScrollBar().rangeChanged.connect(self._on_range_changed)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
 
@@ -329,7 +375,7 @@ class ChatView(QScrollArea):
         self.clear()
         self._saved = [m for m in messages if m["role"] in ROLE_NAMES]
         self._branches = branches or {}
-        self._start = max(0, len(self._saved) - PAGE)
+        self._start = max(0, len(self._saved) - FIRST_PAINT)
         at = next((i for i, m in enumerate(self._saved) if m["id"] == focus), None)
         if at is not None:
             self._start = min(self._start, max(0, at - 2))
@@ -343,14 +389,22 @@ class ChatView(QScrollArea):
             self._focus = self.messages[at - self._start]
             self._follow = False
             QTimer.singleShot(0, self._scroll_to_focus)
+        self._opened += 1
+        if self._start > 0:  # the rest of the first page, once this screenful has painted
+            opened = self._opened
+            QTimer.singleShot(0, lambda: self._fill_page(opened))
 
-    def show_earlier(self) -> None:
-        """Render the page before the first one shown, keeping the view where the reader is."""
+    def _fill_page(self, opened: int) -> None:
+        if opened == self._opened and len(self.messages) < PAGE:
+            self.show_earlier(PAGE - len(self.messages))
+
+    def show_earlier(self, count: int = PAGE) -> None:
+        """Render `count` messages before the first one shown, keeping the view where the reader is."""
         if self._start == 0:
             return
         bar = self.verticalScrollBar()
         self._anchor = bar.maximum() - bar.value()
-        end, self._start = self._start, max(0, self._start - PAGE)
+        end, self._start = self._start, max(0, self._start - count)
         self.setUpdatesEnabled(False)
         for offset, message in enumerate(self._saved[self._start : end]):
             widget = self._make(message["role"], message["content"], message.get("status", "complete"), message)
@@ -396,7 +450,7 @@ class ChatView(QScrollArea):
 
     def _update_regenerate(self) -> None:
         for i, widget in enumerate(self.messages):
-            widget.regenerate_button.setVisible(widget.role == "assistant" and i == len(self.messages) - 1)
+            widget.show_regenerate(widget.role == "assistant" and i == len(self.messages) - 1)
 
     def _scroll_to_focus(self) -> None:
         if self._focus is not None:

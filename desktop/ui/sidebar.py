@@ -238,6 +238,7 @@ class Sidebar(QWidget):
             return
         menu = self.menu_for(int(item.data(Qt.ItemDataRole.UserRole)))
         menu.exec(self.list.mapToGlobal(pos))
+        menu.deleteLater()
 
     def menu_for(self, conversation_id: int) -> QMenu:
         """The conversation's context menu (a method, so tests can trigger its actions)."""
@@ -247,7 +248,8 @@ class Sidebar(QWidget):
         menu.addAction(
             "Unpin" if pinned else "Pin", lambda: self.conversation_will_pin.emit(conversation_id, not pinned)
         )
-        folders = menu.addMenu("Move to folder")
+        folders = QMenu("Move to folder", menu)  # parented: a menu from addMenu(str) dies with its wrapper
+        menu.addMenu(folders)
         for folder in self.folders():
             if folder != conversation.get("folder"):
                 folders.addAction(folder, partial(self.conversation_will_file.emit, conversation_id, folder))

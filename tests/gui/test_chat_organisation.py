@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 
-from desktop.ui.chat_view import PAGE
+from desktop.ui.chat_view import FIRST_PAINT, PAGE
 from tests.gui.test_chat_window import ANSWER_TIMEOUT_MS, send
 
 
@@ -21,9 +21,10 @@ def send_saved(qtbot: Any, app: Any, text: str) -> dict[str, Any]:
 
 def trigger(menu: Any, *path: str) -> None:
     """Click a context-menu entry by its visible text (submenus by their titles)."""
+    current = menu  # `menu` stays referenced: its submenus live only as long as it does
     for title in path[:-1]:
-        menu = next(a.menu() for a in menu.actions() if a.text() == title)
-    next(a for a in menu.actions() if a.text() == path[-1]).trigger()
+        current = next(a.menu() for a in current.actions() if a.text() == title)
+    next(a for a in current.actions() if a.text() == path[-1]).trigger()
 
 
 def seed_chats(store: Any, titles: list[str]) -> list[int]:
@@ -173,8 +174,9 @@ def test_a_long_chat_renders_a_page_and_loads_earlier_ones(qtbot: Any, app: Any,
     with qtbot.waitSignal(app.session.conversation_did_open, timeout=10_000):
         app.session.open_conversation(cid)
     chat = app.window.chat
-    assert len(chat.messages) == PAGE and chat.messages[-1].text == f"line {2 * PAGE + 4}"
-    assert chat.earlier_button.isVisible()
+    assert len(chat.messages) == FIRST_PAINT and chat.messages[-1].text == f"line {2 * PAGE + 4}"
+    qtbot.waitUntil(lambda: len(chat.messages) == PAGE)  # the page fills in right after the first paint
+    assert chat.earlier_button.isVisible() and chat.messages[-1].text == f"line {2 * PAGE + 4}"
     chat.earlier_button.click()
     chat.earlier_button.click()
     assert len(chat.messages) == 2 * PAGE + 5 and chat.messages[0].text == "line 0"
