@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeyEvent, QPalette
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeyEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -36,17 +36,11 @@ PAGE = 20  # messages rendered at a time when the reader scrolls up: two screens
 FIRST_PAINT = 6  # rendered before the first paint of a conversation (a screenful); the page follows at once
 
 
-def palette_colors(widget: QWidget) -> markdown.Palette:
-    pal = widget.palette()
-    dark = pal.color(QPalette.ColorRole.Window).lightness() < 128
-    base = pal.color(QPalette.ColorRole.Base)
-    code = base.darker(108) if not dark else base.lighter(135)
-    border = pal.color(QPalette.ColorRole.Mid)
+def palette_colors() -> markdown.Palette:
+    """The rich-text colours of the theme in use (desktop.ui.theme), light or dark."""
+    colors = theme.current()
     return markdown.Palette(
-        code_background=code.name(),
-        code_border=border.name(),
-        link=pal.color(QPalette.ColorRole.Link).name(),
-        dark=dark,
+        code_background=colors.code, code_border=colors.border, link=colors.accent, dark=colors.dark
     )
 
 
@@ -211,7 +205,7 @@ class MessageWidget(QFrame):
         self._render()
 
     def _render(self) -> None:
-        rendered = markdown.render(self.text or "…", palette_colors(self))
+        rendered = markdown.render(self.text or "…", palette_colors())
         self._code_blocks = rendered.code_blocks
         body = mark_text(rendered.html, self.query, theme.current().highlight) if self.query else rendered.html
         self.body.setText(body)

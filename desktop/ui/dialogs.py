@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -132,9 +133,12 @@ class UnlockDialog(QDialog):
 
 
 class PersonaDialog(QDialog):
-    """The system prompt of this conversation (empty: use the default from Settings)."""
+    """The system prompt of this conversation (empty: use the default from Settings) and its temperature
+    (the lowest value, shown as "Default", keeps the app's default)."""
 
-    def __init__(self, current: str, default: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, current: str, default: str, parent: QWidget | None = None, temperature: float | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Persona for this conversation")
         layout = QVBoxLayout(self)
@@ -143,7 +147,19 @@ class PersonaDialog(QDialog):
         layout.addWidget(hint)
         self.editor = QPlainTextEdit(current)
         self.editor.setPlaceholderText(default)
+        self.editor.setAccessibleName("System prompt")
         layout.addWidget(self.editor)
+        row = QFormLayout()
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setAccessibleName("Temperature")
+        self.temperature.setRange(-0.1, 2.0)  # -0.1 is the "Default" step below 0 (greedy)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setDecimals(1)
+        self.temperature.setSpecialValueText("Default")
+        self.temperature.setValue(-0.1 if temperature is None else temperature)
+        self.temperature.setToolTip("0 always picks the likeliest word; higher values vary more")
+        row.addRow("Temperature:", self.temperature)
+        layout.addLayout(row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -152,6 +168,10 @@ class PersonaDialog(QDialog):
 
     def value(self) -> str:
         return self.editor.toPlainText()
+
+    def temperature_value(self) -> float | None:
+        value = self.temperature.value()
+        return None if value < 0 else round(value, 1)
 
 
 class ApiPanel(QWidget):

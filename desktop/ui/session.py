@@ -141,6 +141,8 @@ class ChatSession(QObject):
         self.conversation_id: int | None = None
         self.conversation_title = ""
         self.system_prompt: str | None = None  # this conversation's persona; None: the default
+        self.chat_options: dict[str, Any] = {}  # this conversation's temperature / model (storage: options)
+        self._options_unsaved = False  # set on a new chat before its first message creates it
         self.default_system_prompt = DEFAULT_SYSTEM_PROMPT
         self.use_docs = False
         self.generating = False
@@ -205,6 +207,7 @@ class ChatSession(QObject):
         if self.generating:
             self.stop()
         self.conversation_id, self.conversation_title, self.system_prompt = None, "", None
+        self.chat_options, self._options_unsaved = {}, False
         self.conversation_did_open.emit(
             {"id": None, "title": "", "system_prompt": None, "messages": [], "branches": {}, "focus": None}
         )
@@ -241,7 +244,11 @@ class ChatSession(QObject):
         self.conversation_id = conversation["id"]
         self.conversation_title = conversation["title"]
         self.system_prompt = conversation["system_prompt"]
+        self.chat_options, self._options_unsaved = dict(conversation.get("options") or {}), False
         self.conversation_did_open.emit(conversation)
+        model = self.chat_options.get("model")
+        if model and model != self.model_name and self.engine_ready:
+            self.switch_model(model, remember=False)  # the model this chat was last answered by
 
     def rename(self, conversation_id: int, title: str) -> None:
         title = " ".join(title.split())
@@ -354,8 +361,13 @@ class ChatSession(QObject):
 
         self.engine_worker.submit(task, on_done=lambda r: self.models_did_load.emit(*r), on_error=self._fail)
 
-    def switch_model(self, name: str) -> None:
-        if name == self.model_name or self.generating:
+    def switch_model(self, name: str, remember: bool = True) -> None:
+        """Load another model; `remember`: this chat keeps it (opening the chat later switches back)."""
+        if self.generating:
+            return
+        if remember:
+            self.set_chat_options(model=name)
+        if name == self.model_name:
             return
         self.engine_ready = False
         self.engine_will_load.emit(name)
@@ -395,11 +407,15 @@ class ChatSession(QObject):
         self.generating = True
         self._stop.clear()
         self.generation_will_start.emit(text)
-        args = (text, self.conversation_id, self.system_prompt or self.default_system_prompt, self.use_docs)
+        temperature = self.chat_options.get("temperature", self.temperature)
+        persona = self.system_prompt or self.default_system_prompt
+        args = (text, self.conversation_id, persona, self.use_docs, temperature)
         self.engine_worker.submit(self._generate, *args, on_error=self._generation_error)
         return True
 
-    def _generate(self, text: str, conversation_id: int | None, system_prompt: str, use_docs: bool) -> None:
+    def _generate(
+        self, text: str, conversation_id: int | None, system_prompt: str, use_docs: bool, temperature: float
+    ) -> None:
         from desktop.engine import SamplingParams
 
         engine = self.services.engine()
@@ -420,7 +436,7 @@ class ChatSession(QObject):
         buffered: list[str] = []
         last_flush = time.monotonic()
         announced = conversation_id is not None
-        params = SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
+        params = SamplingParams(max_tokens=self.max_tokens, temperature=temperature, seed=self.seed)
         stream = conversation.stream(text, params)
         try:
             for event in stream:
@@ -459,6 +475,8 @@ class ChatSession(QObject):
         self.generating = False
         if result.get("conversation_id") is not None:
             self.conversation_id = result["conversation_id"]
+            if self._options_unsaved:  # chosen before the first message created the conversation
+                self.set_chat_options()
         self.refresh_conversations()
         self._refresh_open_conversation(result)
 
@@ -514,6 +532,17 @@ class ChatSession(QObject):
             return self._load_conversation(cid)
 
         self.store_worker.submit(task, on_done=self._on_conversation_open, on_error=self._fail)
+
+    def set_chat_options(self, **changes: Any) -> None:
+        """Per-chat generation options (temperature, model); a value of None returns to the default."""
+        options = {**self.chat_options, **changes}
+        self.chat_options = {k: v for k, v in options.items() if v is not None}
+        if self.conversation_id is None:
+            self._options_unsaved = True  # saved when the first message creates the conversation
+            return
+        self._options_unsaved = False
+        cid, saved = self.conversation_id, dict(self.chat_options)
+        self.store_worker.submit(lambda: self._store().chats.set_options(cid, saved), on_error=self._fail)
 
     def pin(self, conversation_id: int, pinned: bool) -> None:
         self._organise(lambda chats: chats.pin(conversation_id, pinned))

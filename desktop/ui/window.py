@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QStyle,
     QSystemTrayIcon,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -133,10 +132,8 @@ class MainWindow(QMainWindow):
         self.persona_button.setAccessibleName("Persona for this chat")
         self.persona_button.clicked.connect(self._edit_persona)
         row.addWidget(self.persona_button)
-        self.export_button = QToolButton()
-        self.export_button.setText("Export")
+        self.export_button = QPushButton("Export")  # a push button draws its menu arrow beside the text
         self.export_button.setAccessibleName("Export this chat")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.export_button)
         menu.addAction("As Markdown…", lambda: self._export("md"))
         menu.addAction("As JSON (every branch)…", lambda: self._export("json"))
@@ -303,6 +300,7 @@ class MainWindow(QMainWindow):
         self.chat.branch_will_switch.connect(s.switch_branch)
         self._palette_watcher = PaletteWatcher(self)
         self._palette_watcher.palette_did_change.connect(self._rerender)
+        self.theme.theme_did_change.connect(lambda _: self._rerender())
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self._palette_watcher)
@@ -525,8 +523,12 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, "Model not loaded", message)
 
     def _edit_persona(self) -> None:
-        dialog = PersonaDialog(self.session.system_prompt or "", self.session.default_system_prompt, self)
-        dialog.accepted.connect(lambda: self.session.set_persona(dialog.value()))
+        session = self.session
+        dialog = PersonaDialog(
+            session.system_prompt or "", session.default_system_prompt, self, session.chat_options.get("temperature")
+        )
+        dialog.accepted.connect(lambda: session.set_persona(dialog.value()))
+        dialog.accepted.connect(lambda: session.set_chat_options(temperature=dialog.temperature_value()))
         dialog.open()
 
     def _export(self, fmt: str) -> None:

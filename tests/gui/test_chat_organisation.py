@@ -181,3 +181,35 @@ def test_a_long_chat_renders_a_page_and_loads_earlier_ones(qtbot: Any, app: Any,
     chat.earlier_button.click()
     assert len(chat.messages) == 2 * PAGE + 5 and chat.messages[0].text == "line 0"
     assert not chat.earlier_button.isVisible()
+
+
+def test_per_chat_temperature_and_model_are_kept_with_the_chat(
+    qtbot: Any, app: Any, store_call: Any, monkeypatch: Any
+) -> None:
+    from desktop.ui.dialogs import PersonaDialog
+
+    engine = app.services.engine()
+    used: list[float] = []
+    real_chat = engine.chat
+
+    def spy(messages: Any, params: Any = None) -> Any:  # the real engine, its sampling parameters recorded
+        used.append(params.temperature)
+        return real_chat(messages, params)
+
+    monkeypatch.setattr(engine, "chat", spy)
+    app.session.set_chat_options(temperature=0.3)  # a new chat: kept until its first message creates it
+    app.session.switch_model(app.session.model_name)
+    first = send_saved(qtbot, app, "Say yes.")
+    saved = store_call(app.session, lambda s: s.chats.get(first["conversation_id"]))["options"]
+    assert saved == {"temperature": 0.3, "model": app.session.model_name} and used == [0.3]
+    app.session.new_chat()
+    send(qtbot, app, "Say no.")
+    assert used == [0.3, 0.0]  # another chat: the default (the fixture's greedy 0.0)
+    with qtbot.waitSignal(app.session.conversation_did_open, timeout=10_000):
+        app.session.open_conversation(first["conversation_id"])
+    assert app.session.chat_options["temperature"] == 0.3
+    dialog = PersonaDialog("", "default", app.window, app.session.chat_options.get("temperature"))
+    assert dialog.temperature_value() == 0.3
+    dialog.temperature.setValue(dialog.temperature.minimum())
+    assert dialog.temperature.text() == "Default" and dialog.temperature_value() is None
+    dialog.deleteLater()
