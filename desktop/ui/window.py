@@ -30,8 +30,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QStyle,
-    QSystemTrayIcon,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -45,6 +43,7 @@ from desktop.ui.elided_label import ElidedLabel
 from desktop.ui.personalize_view import PersonalizeView
 from desktop.ui.session import ChatSession, api_available, documents_available
 from desktop.ui.sidebar import Sidebar
+from desktop.ui.tray import Tray
 from desktop.ui.undo_bar import UndoBar
 
 NO_ADAPTER = "No adapter"
@@ -76,7 +75,7 @@ class MainWindow(QMainWindow):
         self.help_overlay = shortcuts.HelpOverlay(self)
         self.unlock_dialog: UnlockDialog | None = None
         self._unlock_error = ""
-        self.tray = self._make_tray()
+        self.tray = Tray(self)
         self._shortcuts()
         self._connect()
         self._set_busy(False)
@@ -292,7 +291,9 @@ class MainWindow(QMainWindow):
         s.adapter_did_activate.connect(self._on_adapter_activate)
         s.adapter_did_fail.connect(lambda message: self._say(f"Personal adapter not applied: {message}"))
         s.personalize_did_progress.connect(p.show_status)
-        s.personalize_did_progress.connect(self._on_learning)
+        s.personalize_did_progress.connect(self.tray.show_job)
+        s.ingest_did_progress.connect(lambda _: self.tray.set_indexing(True))
+        s.ingest_did_finish.connect(lambda _: self.tray.set_indexing(False))
         s.personalize_did_finish.connect(self._on_personalize_finish)
         self._api_state: dict[str, Any] = {"running": False}
         self.chat.regenerate_will_start.connect(s.regenerate)
@@ -480,36 +481,13 @@ class MainWindow(QMainWindow):
         index = self.adapter_picker.findData(adapter_id) if adapter_id is not None else 0
         self.adapter_picker.setCurrentIndex(max(index, 0))
 
-    def _on_learning(self, status: dict[str, Any]) -> None:
-        learning = self.session.job_running
-        self.tray_text = "Hearth is learning" if learning else "Hearth"
-        if learning and status.get("state") == "training" and status.get("max_steps"):
-            self.tray_text += f" (step {status.get('step', 0)} of {status['max_steps']})"
-        if self.tray is not None:
-            self.tray.setToolTip(self.tray_text)
-
     def _on_personalize_finish(self, status: dict[str, Any]) -> None:
         state = status.get("state", "")
         if state == "failed":
             self._say("Personalization stopped: " + str(status.get("error") or "see the Personalize tab"))
         elif state in ("activated", "kept", "paused", "cancelled"):
             self._say(f"Personalization {state}")
-        if self.tray is not None and state in ("activated", "kept"):
-            self.tray.showMessage("Hearth", self.personalize.state_label.text())
-
-    def _make_tray(self) -> QSystemTrayIcon | None:
-        """Only where the desktop has a tray; the window works the same without one."""
-        self.tray_text = "Hearth"
-        if not QSystemTrayIcon.isSystemTrayAvailable():
-            return None
-        icon = self.windowIcon()
-        if icon.isNull():
-            icon = self.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon)
-        tray = QSystemTrayIcon(icon, self)
-        tray.setToolTip(self.tray_text)
-        tray.activated.connect(lambda _: (self.showNormal(), self.raise_(), self.activateWindow()))
-        tray.show()
-        return tray
+        self.tray.job_did_finish(status)
 
     # -- top bar --------------------------------------------------------------------------------------
 
@@ -592,5 +570,33 @@ class MainWindow(QMainWindow):
             widget.append("")
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """While Hearth is learning, ask: keep learning in the background (the job is its own process and
+        the next window picks it up), pause it (it saves its progress and resumes later), or stay open."""
+        if self.session.job_running:
+            answer = self.ask_keep_training()
+            if answer == "cancel":
+                event.ignore()
+                return
+            if answer == "pause":
+                self.session.pause_personalization()
         self.session.stop()
         super().closeEvent(event)
+
+    def ask_keep_training(self) -> str:
+        """ "keep", "pause" or "cancel"; the box is `self.keep_training_box` while it is open (tests)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Hearth is learning",
+            "Hearth is learning from your data. Keep learning in the background after the window closes?",
+            parent=self,
+        )
+        box.setObjectName("keepTrainingBox")
+        keep = box.addButton("Keep learning", QMessageBox.ButtonRole.AcceptRole)
+        pause = box.addButton("Pause and close", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(keep)
+        self.keep_training_box = box
+        box.exec()
+        self.keep_training_box = None
+        clicked = box.clickedButton()
+        return "keep" if clicked is keep else "pause" if clicked is pause else "cancel"
