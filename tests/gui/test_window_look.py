@@ -29,6 +29,11 @@ def window(home_with_store: Path, make_window: Any, qtbot: Any, monkeypatch: pyt
     with qtbot.waitSignal(session.conversations_did_load, timeout=30_000):
         win.start()
     yield win
+    if session.job_running:  # a test made it "learn": end that, or closing the window would ask about it
+        from personalize import job
+
+        job.write_status(state="cancelled", pid=0)
+        session.poll_personalization()
     win.theme.set_mode("system")  # the QApplication outlives the test
     session.shutdown()
     services.close()
