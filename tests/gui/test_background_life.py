@@ -40,6 +40,11 @@ def test_tray_says_what_hearth_is_doing(window: Any) -> None:  # noqa: F811
     assert window.tray.text == "Hearth: idle"
     learning(window)
     assert window.tray.text == "Hearth: learning, 25%"
+    from personalize import job
+
+    job.write_status(state="cancelled", pid=0)  # end it here: pytest-qt closes the window before fixtures end
+    window.session.poll_personalization()
+    assert window.tray.text == "Hearth: idle"
 
 
 def test_finishing_notifies_with_the_measured_gain(window: Any) -> None:  # noqa: F811
