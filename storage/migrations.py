@@ -183,6 +183,32 @@ def m005_api_access_log(db: Database) -> None:
     )
 
 
+def m006_chat_tree_and_organisation(db: Database) -> None:
+    """Messages form a tree (edit and resend keeps the old turn as a branch); conversations get a pin, a
+    folder, per-chat options and a trash stamp (delete with undo).
+
+    `parent_id` has no foreign key on purpose: a cascade down a 1,000-message chain would nest 1,000 deep
+    and hit SQLite's trigger-depth limit; `Chats.delete_message` removes a subtree itself. `leaf_id` is
+    the last message of the branch shown; existing chats become one linear branch.
+    """
+    _run(
+        db,
+        [
+            "ALTER TABLE messages ADD COLUMN parent_id INTEGER",
+            """UPDATE messages SET parent_id = (SELECT max(p.id) FROM messages p
+                WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id)""",
+            "CREATE INDEX messages_by_parent ON messages(parent_id)",
+            "ALTER TABLE conversations ADD COLUMN leaf_id INTEGER",
+            """UPDATE conversations SET leaf_id = (SELECT max(m.id) FROM messages m
+                WHERE m.conversation_id = conversations.id)""",
+            "ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE conversations ADD COLUMN folder TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE conversations ADD COLUMN options TEXT",  # JSON: per-chat temperature, model
+            "ALTER TABLE conversations ADD COLUMN trashed TEXT",  # deleted with undo pending; purged at open
+        ],
+    )
+
+
 # Append only (see the module docstring). Index i holds the migration that takes the schema to version i+1.
 MIGRATIONS: list[Callable[[Database], None]] = [
     m001_chats,
@@ -190,6 +216,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     m003_settings_and_blobs,
     m004_documents,
     m005_api_access_log,
+    m006_chat_tree_and_organisation,
 ]
 
 

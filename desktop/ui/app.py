@@ -19,16 +19,19 @@ from desktop.services import Services
 
 
 def make_app() -> object:
-    """The QApplication, created once: Fusion style follows the OS light/dark palette on every platform."""
+    """The QApplication, created once, wearing Hearth's theme (desktop.ui.theme: Fusion, light or dark
+    following the OS unless the user forced one)."""
     from PySide6.QtWidgets import QApplication
+
+    from desktop.ui import theme
 
     app = QApplication.instance()
     if app is None:
         app = QApplication(sys.argv[:1])
-        app.setStyle("Fusion")
         app.setApplicationName("Hearth")
         app.setApplicationDisplayName("Hearth")
         app.setDesktopFileName("hearth")
+    theme.install(app)
     return app
 
 

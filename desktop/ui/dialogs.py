@@ -11,8 +11,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -131,9 +133,12 @@ class UnlockDialog(QDialog):
 
 
 class PersonaDialog(QDialog):
-    """The system prompt of this conversation (empty: use the default from Settings)."""
+    """The system prompt of this conversation (empty: use the default from Settings) and its temperature
+    (the lowest value, shown as "Default", keeps the app's default)."""
 
-    def __init__(self, current: str, default: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, current: str, default: str, parent: QWidget | None = None, temperature: float | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Persona for this conversation")
         layout = QVBoxLayout(self)
@@ -142,7 +147,19 @@ class PersonaDialog(QDialog):
         layout.addWidget(hint)
         self.editor = QPlainTextEdit(current)
         self.editor.setPlaceholderText(default)
+        self.editor.setAccessibleName("System prompt")
         layout.addWidget(self.editor)
+        row = QFormLayout()
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setAccessibleName("Temperature")
+        self.temperature.setRange(-0.1, 2.0)  # -0.1 is the "Default" step below 0 (greedy)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setDecimals(1)
+        self.temperature.setSpecialValueText("Default")
+        self.temperature.setValue(-0.1 if temperature is None else temperature)
+        self.temperature.setToolTip("0 always picks the likeliest word; higher values vary more")
+        row.addRow("Temperature:", self.temperature)
+        layout.addLayout(row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -151,6 +168,10 @@ class PersonaDialog(QDialog):
 
     def value(self) -> str:
         return self.editor.toPlainText()
+
+    def temperature_value(self) -> float | None:
+        value = self.temperature.value()
+        return None if value < 0 else round(value, 1)
 
 
 class ApiPanel(QWidget):
@@ -214,6 +235,8 @@ class SettingsDialog(QDialog):
         on_default_persona: Callable[[str], None],
         on_passphrase: Callable[[str], None],
         api_panel: QWidget | None = None,
+        theme_mode: str = "system",
+        on_theme: Callable[[str], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -238,6 +261,14 @@ class SettingsDialog(QDialog):
         self.persona = QPlainTextEdit(default_persona)
         self.persona.setFixedHeight(self.persona.fontMetrics().lineSpacing() * 4 + 12)
         form.addRow("Default persona:", self.persona)
+        self.theme = QComboBox()
+        self.theme.setAccessibleName("Appearance")
+        for label, mode in (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark")):
+            self.theme.addItem(label, mode)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(theme_mode)))
+        if on_theme is not None:  # applied at once, so the user sees the choice before keeping it
+            self.theme.activated.connect(lambda i: on_theme(self.theme.itemData(i)))
+        form.addRow("Appearance:", self.theme)
         layout.addWidget(general)
 
         data = QGroupBox("Your data")

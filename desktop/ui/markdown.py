@@ -81,21 +81,30 @@ def _code_html(code: str, lang: str, index: int, palette: Palette) -> str:
 
 def _highlight(code: str, lang: str, dark: bool) -> str:
     """Pygments spans with inline colours, or plain escaped text for an unknown language."""
-    if not lang:
+    tools = _pygments(lang, dark) if lang else None
+    if tools is None:
         return html.escape(code)
+    from pygments import highlight
+
+    lexer, formatter = tools
+    return highlight(code, lexer, formatter).rstrip("\n")
+
+
+@lru_cache(maxsize=64)
+def _pygments(lang: str, dark: bool) -> tuple[Any, Any] | None:
+    """(lexer, formatter) per language and theme, built once: looking a lexer up and building a styled
+    formatter cost more than highlighting a short block, and a chat opens many blocks of one language."""
     try:
-        from pygments import highlight
         from pygments.formatters import HtmlFormatter
         from pygments.lexers import get_lexer_by_name
         from pygments.util import ClassNotFound
     except ImportError:  # pygments is optional: plain code still reads fine
-        return html.escape(code)
+        return None
     try:
         lexer = get_lexer_by_name(lang)
     except ClassNotFound:
-        return html.escape(code)
-    formatter = HtmlFormatter(nowrap=True, noclasses=True, style="github-dark" if dark else "default")
-    return highlight(code, lexer, formatter).rstrip("\n")
+        return None
+    return lexer, HtmlFormatter(nowrap=True, noclasses=True, style="github-dark" if dark else "default")
 
 
 def plain_text(text: str) -> str:

@@ -1,9 +1,12 @@
-"""Screenshots of the main views for the README: `python -m desktop.ui.screenshots [OUT_DIR]`.
+"""Screenshots of the main views for the README: `python -m desktop.ui.screenshots [--sizes-only] [OUT_DIR]`.
 
-Runs the real app offscreen against a throwaway HEARTH_HOME: the chat shows a real answer streamed from
-the bundled model (greedy, so the picture is reproducible); the documents view shows a real ingest of two
-files the script writes, one of them deliberately broken to show a failure reason; the personalize view
-shows a real short training run in the background process on a made-up garden journal.
+Under X (`xvfb-run -s "-screen 0 1920x1080x24" python -m desktop.ui.screenshots`) it renders the real
+window through the xcb platform, as a user's desktop does; without DISPLAY, offscreen. The chat is shot at
+1280x800 and 1024x640 in light and dark (chat-<size>-<theme>.png: nothing may be clipped there);
+`--sizes-only` stops after those. Runs the real app against a throwaway HEARTH_HOME: the chat shows a real
+answer streamed from the bundled model (greedy, so the picture is reproducible); the documents view shows
+a real ingest of two files the script writes, one of them deliberately broken to show a failure reason;
+the personalize view shows a real short training run in the background process on a made-up garden journal.
 """
 
 from __future__ import annotations
@@ -17,21 +20,20 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_OUT = Path("docs/screenshots")
-SIZE = (1100, 700)
+SIZE = (1180, 760)
+SIZES = [(1280, 800), (1024, 640)]
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[0]) if argv else DEFAULT_OUT
+    sizes_only = "--sizes-only" in argv
+    rest = [a for a in argv if a != "--sizes-only"]
+    out = Path(rest[0]) if rest else DEFAULT_OUT
     out.mkdir(parents=True, exist_ok=True)
     home = tempfile.mkdtemp(prefix="hearth-shots-")
-    os.environ.update(
-        QT_QPA_PLATFORM="offscreen",
-        HEARTH_HOME=home,
-        HEARTH_KEYRING="0",
-        HEARTH_PASSPHRASE="screenshots only",
-    )
+    os.environ.update(HEARTH_HOME=home, HEARTH_KEYRING="0", HEARTH_PASSPHRASE="screenshots only")
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
     try:
-        return _shoot(out, Path(home))
+        return _shoot(out, Path(home), sizes_only)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -63,7 +65,7 @@ def _save(app: Any, widget: Any, path: Path) -> None:
     print(path)
 
 
-def _shoot(out: Path, home: Path) -> int:
+def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
     from storage.offline import ensure_offline
 
     ensure_offline()
@@ -93,6 +95,11 @@ def _shoot(out: Path, home: Path) -> int:
     window.composer.submit()
     _wait(app, session.generation_did_finish)
     _wait(app, session.conversations_did_load)
+    _sizes(app, session, window, out)
+    if sizes_only:
+        session.shutdown()
+        services.close()
+        return 0
     _save(app, window, out / "chat.png")
 
     window.sidebar.focus_search()
@@ -138,6 +145,31 @@ def _shoot(out: Path, home: Path) -> int:
     session.shutdown()
     services.close()
     return 0
+
+
+def _sizes(app: Any, session: Any, window: Any, out: Path) -> None:
+    """The chat at each size and theme, with a pinned chat, a folder and a date group in the sidebar."""
+    from desktop.ui import theme
+
+    def organise() -> None:
+        chats = session.services.store().chats
+        listed = chats.list()
+        chats.pin(listed[-1]["id"])
+        cid = chats.create("Weekend trip to the coast: trains, tides and where to eat")
+        chats.add_message(cid, "user", "Which trains go to the coast on Saturday morning?")
+        chats.set_folder(cid, "Travel")
+
+    session.store_worker.call(organise)  # a script: waiting on the worker from here is fine
+    session.refresh_conversations()
+    _wait(app, session.conversations_did_load)
+    styles = theme.install(app)
+    for mode in ("light", "dark"):
+        styles.set_mode(mode)
+        for width, height in SIZES:
+            window.resize(width, height)
+            _save(app, window, out / f"chat-{width}x{height}-{mode}.png")
+    styles.set_mode("system")
+    window.resize(*SIZE)
 
 
 def _journal(seed: int = 7, entries: int = 60) -> list[tuple[str, str]]:

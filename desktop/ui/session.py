@@ -108,7 +108,9 @@ class ChatSession(QObject):
     store_did_open = Signal()
     store_did_fail = Signal(str)
     conversations_did_load = Signal(list)
-    conversation_did_open = Signal(object)  # {"id", "title", "system_prompt", "messages"}; id None: new chat
+    conversation_did_open = Signal(object)  # {"id", "title", "system_prompt", "messages", "branches", "focus"...}
+    conversation_did_refresh = Signal(object)  # the open conversation again after a reply: message ids, branches
+    conversation_did_trash = Signal(int, str)  # id, title: deleted, Undo still possible
     conversation_did_create = Signal(int)
     search_did_finish = Signal(str, list)  # query, hits
     models_did_load = Signal(list, str)  # model names, active name
@@ -140,6 +142,8 @@ class ChatSession(QObject):
         self.conversation_id: int | None = None
         self.conversation_title = ""
         self.system_prompt: str | None = None  # this conversation's persona; None: the default
+        self.chat_options: dict[str, Any] = {}  # this conversation's temperature / model (storage: options)
+        self._options_unsaved = False  # set on a new chat before its first message creates it
         self.default_system_prompt = DEFAULT_SYSTEM_PROMPT
         self.use_docs = False
         self.generating = False
@@ -170,6 +174,7 @@ class ChatSession(QObject):
 
     def _open_store(self) -> dict[str, Any]:
         store = self.services.store()
+        store.chats.purge_trash()  # deleted in a window that closed before it could purge them
         return {
             "persona": store.settings.get(DEFAULT_PERSONA_KEY),
             "threads": store.settings.get(THREADS_KEY),
@@ -203,24 +208,48 @@ class ChatSession(QObject):
         if self.generating:
             self.stop()
         self.conversation_id, self.conversation_title, self.system_prompt = None, "", None
-        self.conversation_did_open.emit({"id": None, "title": "", "system_prompt": None, "messages": []})
+        self.chat_options, self._options_unsaved = {}, False
+        self.conversation_did_open.emit(
+            {"id": None, "title": "", "system_prompt": None, "messages": [], "branches": {}, "focus": None}
+        )
 
-    def open_conversation(self, conversation_id: int) -> None:
+    def open_conversation(self, conversation_id: int, focus: int | None = None, query: str = "") -> None:
+        """Open a conversation; with `focus` (a message id, e.g. a search hit) on the branch holding it,
+        which the window scrolls to and highlights `query` in."""
         if self.generating:
             self.stop()
         self.store_worker.submit(
-            self._load_conversation, conversation_id, on_done=self._on_conversation_open, on_error=self._fail
+            self._load_conversation,
+            conversation_id,
+            focus,
+            query,
+            on_done=self._on_conversation_open,
+            on_error=self._fail,
         )
 
-    def _load_conversation(self, conversation_id: int) -> dict[str, Any]:
+    def _load_conversation(self, conversation_id: int, focus: int | None = None, query: str = "") -> dict[str, Any]:
         chats = self._store().chats
-        return {**chats.get(conversation_id), "messages": chats.messages(conversation_id)}
+        messages = chats.messages(conversation_id)
+        if focus is not None and all(m["id"] != focus for m in messages):
+            chats.switch_to(focus)  # the hit is on another branch: show that one
+            messages = chats.messages(conversation_id)
+        return {
+            **chats.get(conversation_id),
+            "messages": messages,
+            "branches": chats.branches(conversation_id),
+            "focus": focus,
+            "query": query,
+        }
 
     def _on_conversation_open(self, conversation: dict[str, Any]) -> None:
         self.conversation_id = conversation["id"]
         self.conversation_title = conversation["title"]
         self.system_prompt = conversation["system_prompt"]
+        self.chat_options, self._options_unsaved = dict(conversation.get("options") or {}), False
         self.conversation_did_open.emit(conversation)
+        model = self.chat_options.get("model")
+        if model and model != self.model_name and self.engine_ready:
+            self.switch_model(model, remember=False)  # the model this chat was last answered by
 
     def rename(self, conversation_id: int, title: str) -> None:
         title = " ".join(title.split())
@@ -277,6 +306,7 @@ class ChatSession(QObject):
 
         def task() -> str:
             conversation = self._load_conversation(conversation_id)
+            conversation["tree"] = self._store().chats.tree(conversation_id)
             text = to_json(conversation) if fmt == "json" else to_markdown(conversation)
             path.write_text(text, encoding="utf-8")
             return f"Exported to {path.name}"
@@ -336,8 +366,13 @@ class ChatSession(QObject):
 
         self.engine_worker.submit(task, on_done=lambda r: self.models_did_load.emit(*r), on_error=self._fail)
 
-    def switch_model(self, name: str) -> None:
-        if name == self.model_name or self.generating:
+    def switch_model(self, name: str, remember: bool = True) -> None:
+        """Load another model; `remember`: this chat keeps it (opening the chat later switches back)."""
+        if self.generating:
+            return
+        if remember:
+            self.set_chat_options(model=name)
+        if name == self.model_name:
             return
         self.engine_ready = False
         self.engine_will_load.emit(name)
@@ -377,11 +412,15 @@ class ChatSession(QObject):
         self.generating = True
         self._stop.clear()
         self.generation_will_start.emit(text)
-        args = (text, self.conversation_id, self.system_prompt or self.default_system_prompt, self.use_docs)
+        temperature = self.chat_options.get("temperature", self.temperature)
+        persona = self.system_prompt or self.default_system_prompt
+        args = (text, self.conversation_id, persona, self.use_docs, temperature)
         self.engine_worker.submit(self._generate, *args, on_error=self._generation_error)
         return True
 
-    def _generate(self, text: str, conversation_id: int | None, system_prompt: str, use_docs: bool) -> None:
+    def _generate(
+        self, text: str, conversation_id: int | None, system_prompt: str, use_docs: bool, temperature: float
+    ) -> None:
         from desktop.engine import SamplingParams
 
         engine = self.services.engine()
@@ -402,7 +441,7 @@ class ChatSession(QObject):
         buffered: list[str] = []
         last_flush = time.monotonic()
         announced = conversation_id is not None
-        params = SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature, seed=self.seed)
+        params = SamplingParams(max_tokens=self.max_tokens, temperature=temperature, seed=self.seed)
         stream = conversation.stream(text, params)
         try:
             for event in stream:
@@ -429,6 +468,7 @@ class ChatSession(QObject):
             self.engine_worker.emit(self.generation_did_stream.emit, "".join(buffered))
         result["conversation_id"] = conversation.conversation_id
         result["sources"] = conversation.last_sources
+        result["n_ctx"] = engine.n_ctx
         self.engine_worker.emit(self.generation_did_finish.emit, result)
 
     def _generation_error(self, message: str) -> None:
@@ -440,7 +480,10 @@ class ChatSession(QObject):
         self.generating = False
         if result.get("conversation_id") is not None:
             self.conversation_id = result["conversation_id"]
+            if self._options_unsaved:  # chosen before the first message created the conversation
+                self.set_chat_options()
         self.refresh_conversations()
+        self._refresh_open_conversation(result)
 
     def stop(self) -> None:
         """Stop the reply: the worker leaves the stream and llama.cpp stops before its next token."""
@@ -449,28 +492,116 @@ class ChatSession(QObject):
             self._engine.cancel()
 
     def regenerate(self) -> None:
-        """Replace the last answer: drop the last user turn and what followed it, then send it again."""
+        """Answer the last question again; the old answer stays as a branch the user can switch back to."""
         if self.generating or self.conversation_id is None:
             return
         cid = self.conversation_id
 
         def task() -> tuple[dict[str, Any], str]:
             chats = self._store().chats
-            messages = chats.messages(cid)
-            users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+            users = [m for m in chats.messages(cid) if m["role"] == "user"]
             if not users:
                 raise KnownError("there is no question to answer again in this conversation")
-            last = users[-1]
-            for message in messages[last:]:
-                chats.delete_message(message["id"])
-            return self._load_conversation(cid), messages[last]["content"]
+            chats.branch_before(users[-1]["id"])
+            return self._load_conversation(cid), users[-1]["content"]
 
-        def done(result: tuple[dict[str, Any], str]) -> None:
-            conversation, text = result
-            self._on_conversation_open(conversation)
-            self.send(text)
+        self.store_worker.submit(task, on_done=self._resend, on_error=self._fail)
+
+    def _resend(self, result: tuple[dict[str, Any], str]) -> None:
+        conversation, text = result
+        self._on_conversation_open(conversation)
+        self.send(text)
+
+    # -- chat organisation and branches (issue 20; one block, to move into a controller) --------------
+
+    def edit_and_resend(self, message_id: int, text: str) -> None:
+        """Send `text` in place of the user message `message_id`: the old turn and its replies stay a branch."""
+        if self.generating or self.conversation_id is None or not text.strip():
+            return
+        cid = self.conversation_id
+
+        def task() -> tuple[dict[str, Any], str]:
+            self._store().chats.branch_before(message_id)
+            return self._load_conversation(cid), text
+
+        self.store_worker.submit(task, on_done=self._resend, on_error=self._fail)
+
+    def switch_branch(self, message_id: int) -> None:
+        """Show the branch through `message_id` (one of a message's alternatives)."""
+        if self.generating or self.conversation_id is None:
+            return
+        cid = self.conversation_id
+
+        def task() -> dict[str, Any]:
+            self._store().chats.switch_to(message_id)
+            return self._load_conversation(cid)
+
+        self.store_worker.submit(task, on_done=self._on_conversation_open, on_error=self._fail)
+
+    def set_chat_options(self, **changes: Any) -> None:
+        """Per-chat generation options (temperature, model); a value of None returns to the default."""
+        options = {**self.chat_options, **changes}
+        self.chat_options = {k: v for k, v in options.items() if v is not None}
+        if self.conversation_id is None:
+            self._options_unsaved = True  # saved when the first message creates the conversation
+            return
+        self._options_unsaved = False
+        cid, saved = self.conversation_id, dict(self.chat_options)
+        self.store_worker.submit(lambda: self._store().chats.set_options(cid, saved), on_error=self._fail)
+
+    def pin(self, conversation_id: int, pinned: bool) -> None:
+        self._organise(lambda chats: chats.pin(conversation_id, pinned))
+
+    def set_folder(self, conversation_id: int, folder: str) -> None:
+        self._organise(lambda chats: chats.set_folder(conversation_id, folder))
+
+    def trash(self, conversation_id: int) -> None:
+        """Delete with undo: hidden now, deleted for real by `purge_trash` (Undo expired, or shutdown)."""
+        if conversation_id == self.conversation_id:
+            self.new_chat()
+
+        def task() -> tuple[int, str]:
+            chats = self._store().chats
+            chats.trash(conversation_id)
+            return conversation_id, chats.get(conversation_id)["title"]
+
+        def done(result: tuple[int, str]) -> None:
+            self.conversation_did_trash.emit(*result)
+            self.refresh_conversations()
 
         self.store_worker.submit(task, on_done=done, on_error=self._fail)
+
+    def restore(self, conversation_id: int) -> None:
+        self._organise(lambda chats: chats.restore(conversation_id), "Conversation restored")
+
+    def purge_trash(self) -> None:
+        self.store_worker.submit(lambda: self._store().chats.purge_trash(), on_error=self._fail)
+
+    def _organise(self, change: Any, message: str = "") -> None:
+        def done(_: Any) -> None:
+            if message:
+                self.action_did_succeed.emit(message)
+            self.refresh_conversations()
+
+        self.store_worker.submit(lambda: change(self._store().chats), on_done=done, on_error=self._fail)
+
+    def _refresh_open_conversation(self, result: dict[str, Any]) -> None:
+        """After a reply: keep its stats with it, then give the window the saved ids and branches of what it
+        shows (without re-rendering it)."""
+        if self.conversation_id is None:
+            return
+        cid = self.conversation_id
+
+        def task() -> dict[str, Any]:
+            chats = self._store().chats
+            messages = chats.messages(cid)
+            if result.get("stats") and messages and messages[-1]["role"] == "assistant":
+                last = messages[-1]
+                meta = {**(last["meta"] or {}), "stats": result["stats"], "n_ctx": result.get("n_ctx")}
+                chats.update_message(last["id"], last["content"], meta=meta)
+            return self._load_conversation(cid)
+
+        self.store_worker.submit(task, on_done=self.conversation_did_refresh.emit, on_error=self._fail)
 
     # -- documents ------------------------------------------------------------------------------------
 
@@ -770,6 +901,11 @@ class ChatSession(QObject):
         self._job_poll.stop()  # the training process lives on; the next window picks it up
         if self._api is not None:
             self.api_worker.submit(self._stop_api)
+        if self.store_ready:  # Undo ends with the window: deleted chats are deleted (waited for, as close
+            try:  # cancels queued work; the GUI thread is ending anyway)
+                self.store_worker.call(lambda: self._store().chats.purge_trash())
+            except Exception:
+                log.exception("could not empty the trash at shutdown; it is emptied at the next unlock")
         self.api_worker.close()
         self.engine_worker.close()
         self.store_worker.close()
@@ -795,6 +931,9 @@ def to_markdown(conversation: dict[str, Any]) -> str:
     names = {"user": "You", "assistant": "Hearth", "system": "System", "tool": "Tool"}
     for message in conversation["messages"]:
         lines += [f"## {names.get(message['role'], message['role'])}", "", message["content"].rstrip(), ""]
+    hidden = len(conversation.get("tree") or []) - len(conversation["messages"])
+    if hidden > 0:
+        lines += [f"*{hidden} messages on other branches are not shown; the JSON export keeps every branch.*", ""]
     return "\n".join(lines)
 
 
@@ -802,4 +941,9 @@ def to_json(conversation: dict[str, Any]) -> str:
     keys = ("id", "title", "system_prompt", "created", "updated")
     data = {key: conversation.get(key) for key in keys}
     data["messages"] = [{k: m[k] for k in ("role", "content", "created", "status")} for m in conversation["messages"]]
+    # Every branch (edits and regenerated answers): each message names its parent; `messages` above is the
+    # branch that was shown, `leaf_id` where it ends.
+    tree_keys = ("id", "parent_id", "role", "content", "created", "status")
+    data["tree"] = [{k: m[k] for k in tree_keys} for m in conversation.get("tree") or conversation["messages"]]
+    data["leaf_id"] = conversation["messages"][-1]["id"] if conversation["messages"] else None
     return json.dumps(data, ensure_ascii=False, indent=2)

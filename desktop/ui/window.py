@@ -1,8 +1,10 @@
 """The main window: sidebar, conversation, composer, and the wiring between them and `ChatSession`.
 
 Pages (a QStackedWidget): the first-run welcome, then the tabs (chat, documents, personalize). A tray icon,
-where the desktop has a tray, says when Hearth is learning. Shortcuts: Ctrl+N new chat, Ctrl+K search,
-Esc stop, Enter send / Shift+Enter newline (in the composer).
+where the desktop has a tray, says when Hearth is learning. Shortcuts are declared in desktop.ui.shortcuts
+(F1 lists them). Sizes and colours come from desktop.ui.theme; at 1024x640 every control keeps its text
+(the top bar holds the title, which elides, and four controls; the documents switch sits under the
+composer).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -28,29 +30,34 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QStyle,
-    QSystemTrayIcon,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.ui import shortcuts, theme
 from desktop.ui.chat_view import ChatView, Composer, MessageWidget, PaletteWatcher
 from desktop.ui.clients_view import ClientsPanel
 from desktop.ui.dialogs import ApiPanel, PersonaDialog, SettingsDialog, UnlockDialog, WelcomePage
 from desktop.ui.docs_view import DocumentsView
+from desktop.ui.elided_label import ElidedLabel
 from desktop.ui.personalize_view import PersonalizeView
 from desktop.ui.session import ChatSession, api_available, documents_available
 from desktop.ui.sidebar import Sidebar
+from desktop.ui.tray import Tray
+from desktop.ui.undo_bar import UndoBar
+
+NO_ADAPTER = "No adapter"
 
 
 class MainWindow(QMainWindow):
     def __init__(self, session: ChatSession, first_run: bool) -> None:
         super().__init__()
         self.session = session
+        self.theme = theme.install(QApplication.instance())  # type: ignore[arg-type]
         self.setWindowTitle("Hearth")
-        self.resize(1100, 720)
+        self.resize(1180, 760)
+        self.setMinimumSize(960, 600)
         self.pages = QStackedWidget()
         self.welcome = WelcomePage()
         self.welcome.welcome_did_finish.connect(self._start)
@@ -59,13 +66,17 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.pages)
         self.status = QLabel("Locked")
         self.statusBar().addWidget(self.status, 1)
+        self.undo_bar = UndoBar()
+        self.statusBar().addWidget(self.undo_bar)
         privacy = QLabel("Encrypted · on this device")
         privacy.setToolTip("Your data is stored encrypted on this computer; the model runs locally.")
         self.statusBar().addPermanentWidget(privacy)
         self._answer: MessageWidget | None = None
+        self.editing: int | None = None  # the user message being edited in the composer
+        self.help_overlay = shortcuts.HelpOverlay(self)
         self.unlock_dialog: UnlockDialog | None = None
         self._unlock_error = ""
-        self.tray = self._make_tray()
+        self.tray = Tray(self)
         self._shortcuts()
         self._connect()
         self._set_busy(False)
@@ -76,6 +87,7 @@ class MainWindow(QMainWindow):
 
     def _build_chat_page(self) -> QWidget:
         splitter = QSplitter()
+        splitter.setChildrenCollapsible(False)
         self.sidebar = Sidebar()
         splitter.addWidget(self.sidebar)
         chat_page = QWidget()
@@ -97,52 +109,51 @@ class MainWindow(QMainWindow):
         self.personalize = PersonalizeView()
         self.tabs.addTab(self.personalize, "Personalize")
         splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([260, 840])
+        splitter.setSizes([theme.SIDEBAR_WIDTH, 10_000])
+        self.splitter = splitter
         return splitter
 
     def _build_top_bar(self) -> QWidget:
         bar = QWidget()
         bar.setObjectName("topBar")
+        bar.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        space = theme.SPACE
         row = QHBoxLayout(bar)
-        row.setContentsMargins(12, 6, 12, 6)
-        self.title = QLabel("New chat")
+        row.setContentsMargins(space["l"], space["s"], space["m"], space["s"])
+        row.setSpacing(space["s"])
+        self.title = ElidedLabel("New chat")
         self.title.setObjectName("conversationTitle")
-        font = self.title.font()
-        font.setBold(True)
-        self.title.setFont(font)
+        theme.set_type(self.title, "title", bold=True)
         row.addWidget(self.title, 1)
-        self.docs_toggle = QCheckBox("Use my documents")
-        available = documents_available()
-        self.docs_toggle.setEnabled(available)
-        self.docs_toggle.setToolTip(
-            "Answer from your documents, with sources" if available else "Documents are not available yet"
-        )
-        self.docs_toggle.toggled.connect(lambda on: setattr(self.session, "use_docs", on))
-        row.addWidget(self.docs_toggle)
         self.persona_button = QPushButton("Persona…")
+        self.persona_button.setToolTip("This chat's system prompt: who Hearth is in this conversation")
+        self.persona_button.setAccessibleName("Persona for this chat")
         self.persona_button.clicked.connect(self._edit_persona)
         row.addWidget(self.persona_button)
-        self.export_button = QToolButton()
-        self.export_button.setText("Export")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_button = QPushButton("Export")  # a push button draws its menu arrow beside the text
+        self.export_button.setAccessibleName("Export this chat")
         menu = QMenu(self.export_button)
         menu.addAction("As Markdown…", lambda: self._export("md"))
-        menu.addAction("As JSON…", lambda: self._export("json"))
+        menu.addAction("As JSON (every branch)…", lambda: self._export("json"))
         self.export_button.setMenu(menu)
         row.addWidget(self.export_button)
-        row.addWidget(QLabel("Model:"))
         self.model_picker = QComboBox()
         self.model_picker.setObjectName("modelPicker")
-        self.model_picker.setMinimumWidth(160)
+        self.model_picker.setAccessibleName("Model")
+        self.model_picker.setToolTip("The model answering")
+        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_picker.setMinimumContentsLength(16)
         self.model_picker.activated.connect(lambda _: self.session.switch_model(self.model_picker.currentText()))
         row.addWidget(self.model_picker)
-        row.addWidget(QLabel("Adapter:"))
         self.adapter_picker = QComboBox()
         self.adapter_picker.setObjectName("adapterPicker")
-        self.adapter_picker.setMinimumWidth(150)
+        self.adapter_picker.setAccessibleName("Personal adapter")
         self.adapter_picker.setToolTip("Your personal adapter: what Hearth learned from your data")
-        self.adapter_picker.addItem("Off", None)
+        self.adapter_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.adapter_picker.setMinimumContentsLength(14)
+        self.adapter_picker.addItem(NO_ADAPTER, None)
         self.adapter_picker.activated.connect(
             lambda index: self.session.activate_adapter(self.adapter_picker.itemData(index))
         )
@@ -151,24 +162,84 @@ class MainWindow(QMainWindow):
 
     def _build_composer_row(self) -> QWidget:
         box = QWidget()
-        row = QHBoxLayout(box)
-        row.setContentsMargins(12, 8, 12, 12)
+        box.setObjectName("composerBox")
+        box.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        space = theme.SPACE
+        column = QVBoxLayout(box)
+        column.setContentsMargins(space["l"], space["s"], space["l"], space["m"])
+        column.setSpacing(space["xs"])
+        self.edit_banner = QWidget()
+        self.edit_banner.setObjectName("editBanner")
+        self.edit_banner.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        banner = QHBoxLayout(self.edit_banner)
+        banner.setContentsMargins(space["s"], space["xs"], space["xs"], space["xs"])
+        banner.addWidget(QLabel("Editing your message: sending keeps the old version as a branch"), 1)
+        cancel = QPushButton("Cancel")
+        cancel.setFlat(True)
+        cancel.setAccessibleName("Cancel editing")
+        cancel.clicked.connect(self.cancel_edit)
+        banner.addWidget(cancel)
+        self.edit_banner.hide()
+        column.addWidget(self.edit_banner)
+        row = QHBoxLayout()
+        row.setSpacing(space["s"])
         self.composer = Composer()
+        self.composer.setAccessibleName("Message")
         row.addWidget(self.composer, 1)
         self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("sendButton")
+        self.send_button.setAccessibleName("Send message")
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.composer.submit)
-        row.addWidget(self.send_button)
+        row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setAccessibleName("Stop the answer")
         self.stop_button.setToolTip("Stop the answer (Esc)")
         self.stop_button.clicked.connect(self.session.stop)
-        row.addWidget(self.stop_button)
+        row.addWidget(self.stop_button, 0, Qt.AlignmentFlag.AlignBottom)
+        column.addLayout(row)
+        options = QHBoxLayout()
+        self.docs_toggle = QCheckBox("Use my documents")
+        available = documents_available()
+        self.docs_toggle.setEnabled(available)
+        self.docs_toggle.setToolTip(
+            "Answer from your documents, with sources" if available else "Documents are not available yet"
+        )
+        self.docs_toggle.toggled.connect(lambda on: setattr(self.session, "use_docs", on))
+        options.addWidget(self.docs_toggle)
+        options.addStretch(1)
+        hint = QLabel("F1: shortcuts")
+        hint.setObjectName("messageNote")
+        theme.set_type(hint, "caption")
+        options.addWidget(hint)
+        column.addLayout(options)
         return box
 
     def _shortcuts(self) -> None:
-        QShortcut(QKeySequence("Ctrl+N"), self, activated=self.session.new_chat)
-        QShortcut(QKeySequence("Ctrl+K"), self, activated=self.sidebar.focus_search)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.session.stop)
+        self._bound = shortcuts.bind(
+            self,
+            {
+                "new_chat": self.session.new_chat,
+                "search": self.sidebar.focus_search,
+                "focus_input": self.composer.setFocus,
+                "stop": self._escape,
+                "undo_delete": self.undo_bar.undo,
+                "chat_tab": lambda: self.tabs.setCurrentIndex(0),
+                "documents_tab": lambda: self.tabs.setCurrentIndex(1) if self.tabs.isTabEnabled(1) else None,
+                "personalize_tab": lambda: self.tabs.setCurrentIndex(2),
+                "help": self.help_overlay.toggle,
+            },
+        )
+
+    def _escape(self) -> None:
+        """Esc closes what is on top: the shortcut card, then an edit, then the streaming answer."""
+        if self.help_overlay.isVisible():
+            self.help_overlay.hide()
+        elif self.editing is not None and not self.session.generating:
+            self.cancel_edit()
+        else:
+            self.session.stop()
 
     def _connect(self) -> None:
         s = self.session
@@ -177,6 +248,10 @@ class MainWindow(QMainWindow):
         s.conversations_did_load.connect(self.sidebar.show_conversations)
         s.conversation_did_open.connect(self._on_conversation_open)
         s.conversation_did_create.connect(self._on_conversation_create)
+        s.conversation_did_refresh.connect(lambda c: self.chat.refresh_saved(c["messages"], c["branches"]))
+        s.conversation_did_trash.connect(self.undo_bar.offer)
+        self.undo_bar.undo_will_run.connect(s.restore)
+        self.undo_bar.undo_did_expire.connect(lambda _: s.purge_trash())
         s.search_did_finish.connect(self.sidebar.show_search_results)
         s.models_did_load.connect(self._on_models)
         s.engine_will_load.connect(lambda name: self._say(f"Loading {name or 'the model'}…"))
@@ -192,7 +267,10 @@ class MainWindow(QMainWindow):
         self.sidebar.chat_will_create.connect(s.new_chat)
         self.sidebar.conversation_will_open.connect(s.open_conversation)
         self.sidebar.conversation_will_rename.connect(s.rename)
-        self.sidebar.conversation_will_delete.connect(s.delete)
+        self.sidebar.conversation_will_delete.connect(s.trash)
+        self.sidebar.conversation_will_pin.connect(s.pin)
+        self.sidebar.conversation_will_file.connect(s.set_folder)
+        self.sidebar.search_hit_will_open.connect(s.open_conversation)
         self.sidebar.search_will_run.connect(s.search)
         self.sidebar.settings_will_open.connect(self.open_settings)
         self.composer.message_will_send.connect(self._send)
@@ -214,12 +292,17 @@ class MainWindow(QMainWindow):
         s.adapter_did_activate.connect(self._on_adapter_activate)
         s.adapter_did_fail.connect(lambda message: self._say(f"Personal adapter not applied: {message}"))
         s.personalize_did_progress.connect(p.show_status)
-        s.personalize_did_progress.connect(self._on_learning)
+        s.personalize_did_progress.connect(self.tray.show_job)
+        s.ingest_did_progress.connect(lambda _: self.tray.set_indexing(True))
+        s.ingest_did_finish.connect(lambda _: self.tray.set_indexing(False))
         s.personalize_did_finish.connect(self._on_personalize_finish)
         self._api_state: dict[str, Any] = {"running": False}
         self.chat.regenerate_will_start.connect(s.regenerate)
+        self.chat.edit_will_start.connect(self.start_edit)
+        self.chat.branch_will_switch.connect(s.switch_branch)
         self._palette_watcher = PaletteWatcher(self)
         self._palette_watcher.palette_did_change.connect(self._rerender)
+        self.theme.theme_did_change.connect(lambda _: self._rerender())
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self._palette_watcher)
@@ -267,7 +350,12 @@ class MainWindow(QMainWindow):
 
     def _on_conversation_open(self, conversation: dict[str, Any]) -> None:
         self._answer = None
-        self.chat.show_messages(conversation["messages"])
+        self.cancel_edit()
+        focus = conversation.get("focus")
+        self.chat.show_messages(conversation["messages"], conversation.get("branches"), focus)
+        hit = next((m for m in self.chat.messages if focus is not None and m.message_id == focus), None)
+        if hit is not None:
+            hit.set_highlight(conversation.get("query") or "")
         self.title.setText(conversation["title"] or "New chat")
         self.sidebar.select(conversation["id"])
         self._set_busy(self.session.generating)
@@ -278,8 +366,28 @@ class MainWindow(QMainWindow):
         self.session.refresh_conversations()
 
     def _send(self, text: str) -> None:
+        if self.editing is not None:
+            if not self.session.generating:
+                self.session.edit_and_resend(self.editing, text)
+                self.cancel_edit()
+            return
         if self.session.send(text):
             self.composer.clear()
+
+    def start_edit(self, message_id: int, text: str) -> None:
+        """Edit a sent message in the composer; sending it branches the conversation there."""
+        if self.session.generating or not message_id:
+            return
+        self.editing = message_id
+        self.composer.setPlainText(text)
+        self.edit_banner.show()
+        self.composer.setFocus()
+
+    def cancel_edit(self) -> None:
+        if self.editing is not None:
+            self.editing = None
+            self.composer.clear()
+        self.edit_banner.hide()
 
     def _on_generation_start(self, text: str) -> None:
         self.chat.add("user", text)
@@ -297,6 +405,8 @@ class MainWindow(QMainWindow):
         if answer is not None:
             answer.set_status(result["status"], result.get("error"))
             answer.set_sources(result.get("sources") or [])
+            if result.get("stats"):
+                answer.set_stats(result["stats"], result.get("n_ctx"))
             if not answer.text:
                 answer.append("")
         self._set_busy(False)
@@ -361,9 +471,9 @@ class MainWindow(QMainWindow):
         self.personalize.show_adapters(records)
         live = self.adapter_picker.currentData()
         self.adapter_picker.clear()
-        self.adapter_picker.addItem("Off", None)
+        self.adapter_picker.addItem(NO_ADAPTER, None)
         for r in reversed(records):
-            label = f"{r.id} ({100 * r.improvement:+.0f}%)"
+            label = f"Adapter {r.id} ({100 * r.improvement:+.0f}%)"
             self.adapter_picker.addItem(label, r.id)
         active = next((r.id for r in records if r.active), live)
         self._on_adapter_activate(active)
@@ -372,36 +482,13 @@ class MainWindow(QMainWindow):
         index = self.adapter_picker.findData(adapter_id) if adapter_id is not None else 0
         self.adapter_picker.setCurrentIndex(max(index, 0))
 
-    def _on_learning(self, status: dict[str, Any]) -> None:
-        learning = self.session.job_running
-        self.tray_text = "Hearth is learning" if learning else "Hearth"
-        if learning and status.get("state") == "training" and status.get("max_steps"):
-            self.tray_text += f" (step {status.get('step', 0)} of {status['max_steps']})"
-        if self.tray is not None:
-            self.tray.setToolTip(self.tray_text)
-
     def _on_personalize_finish(self, status: dict[str, Any]) -> None:
         state = status.get("state", "")
         if state == "failed":
             self._say("Personalization stopped: " + str(status.get("error") or "see the Personalize tab"))
         elif state in ("activated", "kept", "refused", "paused", "cancelled"):
             self._say(f"Personalization {state}")
-        if self.tray is not None and state in ("activated", "kept", "refused"):
-            self.tray.showMessage("Hearth", self.personalize.state_label.text())
-
-    def _make_tray(self) -> QSystemTrayIcon | None:
-        """Only where the desktop has a tray; the window works the same without one."""
-        self.tray_text = "Hearth"
-        if not QSystemTrayIcon.isSystemTrayAvailable():
-            return None
-        icon = self.windowIcon()
-        if icon.isNull():
-            icon = self.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon)
-        tray = QSystemTrayIcon(icon, self)
-        tray.setToolTip(self.tray_text)
-        tray.activated.connect(lambda _: (self.showNormal(), self.raise_(), self.activateWindow()))
-        tray.show()
-        return tray
+        self.tray.job_did_finish(status)
 
     # -- top bar --------------------------------------------------------------------------------------
 
@@ -415,8 +502,12 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, "Model not loaded", message)
 
     def _edit_persona(self) -> None:
-        dialog = PersonaDialog(self.session.system_prompt or "", self.session.default_system_prompt, self)
-        dialog.accepted.connect(lambda: self.session.set_persona(dialog.value()))
+        session = self.session
+        dialog = PersonaDialog(
+            session.system_prompt or "", session.default_system_prompt, self, session.chat_options.get("temperature")
+        )
+        dialog.accepted.connect(lambda: session.set_persona(dialog.value()))
+        dialog.accepted.connect(lambda: session.set_chat_options(temperature=dialog.temperature_value()))
         dialog.open()
 
     def _export(self, fmt: str) -> None:
@@ -449,6 +540,8 @@ class MainWindow(QMainWindow):
             on_default_persona=self.session.set_default_persona,
             on_passphrase=self.session.change_passphrase,
             api_panel=self._build_api_panel(),
+            theme_mode=self.theme.mode,
+            on_theme=self.theme.set_mode,
             parent=self,
         )
         dialog.setObjectName("settingsDialog")
@@ -480,5 +573,33 @@ class MainWindow(QMainWindow):
             widget.append("")
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """While Hearth is learning, ask: keep learning in the background (the job is its own process and
+        the next window picks it up), pause it (it saves its progress and resumes later), or stay open."""
+        if self.session.job_running:
+            answer = self.ask_keep_training()
+            if answer == "cancel":
+                event.ignore()
+                return
+            if answer == "pause":
+                self.session.pause_personalization()
         self.session.stop()
         super().closeEvent(event)
+
+    def ask_keep_training(self) -> str:
+        """ "keep", "pause" or "cancel"; the box is `self.keep_training_box` while it is open (tests)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Hearth is learning",
+            "Hearth is learning from your data. Keep learning in the background after the window closes?",
+            parent=self,
+        )
+        box.setObjectName("keepTrainingBox")
+        keep = box.addButton("Keep learning", QMessageBox.ButtonRole.AcceptRole)
+        pause = box.addButton("Pause and close", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(keep)
+        self.keep_training_box = box
+        box.exec()
+        self.keep_training_box = None
+        clicked = box.clickedButton()
+        return "keep" if clicked is keep else "pause" if clicked is pause else "cancel"

@@ -36,6 +36,8 @@ def test_history_list_and_search(hearth: Cli, store: Store) -> None:
     found = hearth("history", "--search", "sourdough")
     assert found.returncode == 0, found.stderr
     assert f"{conversation}" in found.stdout and "[sourdough]" in found.stdout
+    partial = hearth("history", "--search", "ourdo")  # part of a word: the snippet shows it whole
+    assert "[sourdough]" in partial.stdout, partial.stdout
     hits = json.loads(hearth("history", "--search", "twelve hours", "--json").stdout)
     assert [h["conversation_id"] for h in hits] == [conversation]
     assert hearth("history", "--search", "no such words here").stdout == ""

@@ -229,7 +229,7 @@ def test_personalize_runs_in_another_process_and_says_when_data_is_too_little(
         view.start_button.click()
     pid = started.args[0]
     assert pid != os.getpid()
-    assert app.window.tray_text.startswith("Hearth is learning")
+    assert app.window.tray.text == "Hearth: getting ready to learn"
     with qtbot.waitSignal(app.session.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
         pass
     status = finished.args[0]
@@ -237,7 +237,8 @@ def test_personalize_runs_in_another_process_and_says_when_data_is_too_little(
     assert job.read_status()["pid"] == pid  # the status file was written by the child, not by us
     assert "Not enough text to personalize yet" in view.state_label.text()
     assert view.start_button.isEnabled() and not view.cancel_button.isEnabled()
-    assert app.window.tray_text == "Hearth"
+    assert app.window.tray.text == "Hearth: idle"
+    assert "Not enough text" in app.window.tray.last_notification
 
 
 def test_cancel_stops_the_background_job(
