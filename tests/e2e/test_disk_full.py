@@ -66,7 +66,10 @@ def test_a_full_disk_is_one_sentence_and_loses_nothing(
     _one_sentence(hearth("add", str(notes)))  # ingest fills the disk
     _one_sentence(hearth("ask", "Hello?"))  # a chat on the full disk
 
-    with Store.open() as store, pytest.raises(KnownError, match="the disk is full"):  # a training checkpoint on the full disk
+    with (
+        Store.open() as store,
+        pytest.raises(KnownError, match="the disk is full"),
+    ):  # a training checkpoint on the full disk
         Registry(store).save_checkpoint(os.urandom(4 << 20))
     assert not [p.name for p in (small_disk / "blobs").iterdir() if p.name.endswith(".tmp")]
 
