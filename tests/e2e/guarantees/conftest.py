@@ -73,8 +73,29 @@ def _serve_once(sb: kit.Sandbox, token: str) -> dict:
             server.wait()
 
 
+def _remember_general_answers(sb: kit.Sandbox, general_answers) -> None:  # type: ignore[no-untyped-def]
+    """Put the session's base answers to the public general prompts in this store's (encrypted) cache.
+
+    As after a user's first personalization: `hearth personalize` then skips regenerating 40 answers in
+    llama.cpp, which on a loaded CI machine took the journey past the per-test timeout. Drift is still
+    measured (base and adapter both score the answers) and the guard still decides activation.
+    """
+    from personalize import drift
+    from storage.store import Store
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in sb.env().items():
+            if name.startswith("HEARTH_"):
+                patch.setenv(name, value)
+        store = Store.open()
+        try:
+            drift.remember(store, *general_answers)
+        finally:
+            store.close()
+
+
 @pytest.fixture(scope="session")
-def journey(tmp_path_factory: pytest.TempPathFactory, converted_base_dir: Path) -> Journey:
+def journey(tmp_path_factory: pytest.TempPathFactory, converted_base_dir: Path, general_answers) -> Journey:  # type: ignore[no-untyped-def]
     base = tmp_path_factory.mktemp("journey")
     strace_dir = base / "strace" if kit.strace_available() else None
     sb = kit.Sandbox(base / "world", strace_dir=strace_dir)
@@ -84,6 +105,7 @@ def journey(tmp_path_factory: pytest.TempPathFactory, converted_base_dir: Path) 
     out = j.outputs
 
     out["add"] = sb.ok("add", str(corpus), "--json")
+    _remember_general_answers(sb, general_answers)
     out["ask"] = sb.ok(
         "ask", "--docs", "--json", "--temperature", "0", "--max-tokens", "48", "What is the vault phrase?"
     )
@@ -92,7 +114,9 @@ def journey(tmp_path_factory: pytest.TempPathFactory, converted_base_dir: Path) 
     out["personalize"] = sb.ok("personalize", "--max-minutes", "1")
     out["adapters"] = sb.ok("adapters", "list", "--json")
     j.adapter_id = json.loads(out["adapters"].stdout)[0]["id"]
-    out["use"] = sb.ok("adapters", "use", j.adapter_id)
+    # --force: a one-minute run on the canary corpus may drift past the forgetting guard's limit; this journey
+    # checks what an active adapter leaves on disk, not whether the guard would have chosen it.
+    out["use"] = sb.ok("adapters", "use", j.adapter_id, "--force")
     out["status"] = sb.ok("personalize", "status", "--json")
     j.token = sb.ok("api-token").stdout.strip()
     j.api_reply = _serve_once(sb, j.token)
