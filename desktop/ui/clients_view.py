@@ -15,6 +15,8 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
+from desktop.ui import theme
+
 
 @dataclass(frozen=True)
 class ClientRow:
@@ -65,9 +67,13 @@ class ClientsPanel(QWidget):
         self._with_store = with_store
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Apps with a token (`hearth clients add NAME --scopes ...`):"))
+        layout.setSpacing(theme.SPACE["s"])
+        heading = QLabel("Apps with a token (`hearth clients add NAME --scopes ...`):")
+        heading.setWordWrap(True)  # whole at any dialog width, not clipped
+        layout.addWidget(heading)
         self.tree = QTreeWidget()
         self.tree.setObjectName("apiClients")
+        self.tree.setAccessibleName("Apps with an API token")
         self.tree.setHeaderLabels(["Client", "Scopes", "Last use"])
         self.tree.setRootIsDecorated(False)
         self.tree.setMaximumHeight(140)
@@ -75,12 +81,15 @@ class ClientsPanel(QWidget):
         self.tokenless = QLabel()
         self.tokenless.setObjectName("tokenlessWarning")
         self.tokenless.setWordWrap(True)
+        self.tokenless.setAccessibleName("Tokenless Ollama access warning")
         self.tokenless.setStyleSheet("color: #b9770e")
         self.tokenless.hide()
         layout.addWidget(self.tokenless)
         row = QHBoxLayout()
         row.addStretch(1)
         self.revoke_button = QPushButton("Revoke")
+        self.revoke_button.setObjectName("revokeClient")
+        self.revoke_button.setAccessibleName("Revoke the selected app's token")
         self.revoke_button.setEnabled(False)
         self.revoke_button.clicked.connect(self._revoke_selected)
         self.tree.itemSelectionChanged.connect(lambda: self.revoke_button.setEnabled(bool(self.tree.selectedItems())))

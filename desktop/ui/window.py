@@ -302,7 +302,9 @@ class MainWindow(QMainWindow):
         self.chat.branch_will_switch.connect(s.switch_branch)
         self._palette_watcher = PaletteWatcher(self)
         self._palette_watcher.palette_did_change.connect(self._rerender)
-        self.theme.theme_did_change.connect(lambda _: self._rerender())
+        # A bound method, not a lambda: the controller is app-wide, and Qt drops a method's connection when
+        # this window is destroyed, so a closed window's deleted messages are never re-rendered.
+        self.theme.theme_did_change.connect(self._on_theme_change)
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self._palette_watcher)
@@ -567,6 +569,9 @@ class MainWindow(QMainWindow):
     def _on_action_fail(self, message: str) -> None:
         self._say(message)
         QMessageBox.warning(self, "Hearth", message)
+
+    def _on_theme_change(self, _mode: str) -> None:
+        self._rerender()
 
     def _rerender(self) -> None:
         for widget in self.chat.messages:
