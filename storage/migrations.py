@@ -209,6 +209,35 @@ def m006_chat_tree_and_organisation(db: Database) -> None:
     )
 
 
+def m007_chat_attachments(db: Database) -> None:
+    """Files attached to one conversation (storage/attachments.py): the whole text, and its passages with
+    vectors computed only when retrieval needs them. Not the document library: its search never sees them."""
+    _run(
+        db,
+        [
+            """CREATE TABLE chat_attachments (
+                id INTEGER PRIMARY KEY,
+                conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                sha256 TEXT NOT NULL,
+                source TEXT NOT NULL,
+                text TEXT NOT NULL,
+                created TEXT NOT NULL)""",
+            "CREATE INDEX chat_attachments_by_conversation ON chat_attachments(conversation_id, id)",
+            """CREATE TABLE chat_attachment_passages (
+                id INTEGER PRIMARY KEY,
+                attachment_id INTEGER NOT NULL REFERENCES chat_attachments(id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                location TEXT NOT NULL,
+                text TEXT NOT NULL,
+                vector BLOB)""",
+            "CREATE INDEX chat_attachment_passages_by_attachment ON chat_attachment_passages(attachment_id, seq)",
+        ],
+    )
+
+
 # Append only (see the module docstring). Index i holds the migration that takes the schema to version i+1.
 MIGRATIONS: list[Callable[[Database], None]] = [
     m001_chats,
@@ -217,6 +246,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     m004_documents,
     m005_api_access_log,
     m006_chat_tree_and_organisation,
+    m007_chat_attachments,
 ]
 
 

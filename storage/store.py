@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from storage import blobs as blobs_mod
 from storage import db as dbmod
 from storage import keys, migrations, paths
+from storage.attachments import Attachments
 from storage.blobs import Blobs
 from storage.chats import Chats
 from storage.errors import KnownError
@@ -37,7 +38,8 @@ KEEP_BACKUPS = 2  # migration backups kept: the one before the latest upgrade an
 
 
 class Store:
-    """Use `Store.open(...)`; attributes `db` (sqlite_utils.Database), `chats`, `blobs`, `settings`, `custody`."""
+    """Use `Store.open(...)`; attributes `db` (sqlite_utils.Database), `chats`, `attachments`, `blobs`,
+    `settings`, `custody`."""
 
     def __init__(self, conn: sqlcipher3.Connection, key: bytes, custody: Custody, lock: _Lock) -> None:
         self._conn = conn
@@ -48,6 +50,7 @@ class Store:
         self.chats = Chats(lambda: self.db)
         self.blobs = Blobs(lambda: self.db)
         self.settings = Settings(lambda: self.db)
+        self.attachments = Attachments(lambda: self.db)
 
     # -- opening ------------------------------------------------------------------------------------
 

@@ -1,14 +1,21 @@
-"""`hearth ask` and `hearth chat`: the engine's stream printed as it arrives."""
+"""`hearth ask` and `hearth chat`: the engine's stream printed as it arrives.
+
+`--attach FILE` (repeatable) attaches a file to this conversation only: its text is context for every
+answer in it and it is saved with the chat, never added to the document library (`hearth docs add` does
+that). In `hearth chat`, `/attach FILE` attaches one more.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from desktop.engine import DEFAULT_MAX_TOKENS, SamplingParams
 from desktop.engine.conversation import Conversation
 from desktop.services import Services
+from storage.errors import KnownError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +38,14 @@ def _sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.7, help="0 for deterministic answers")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-save", action="store_true", help="do not keep this conversation in your history")
+    parser.add_argument(
+        "--attach",
+        metavar="FILE",
+        type=Path,
+        action="append",
+        default=[],
+        help="attach a file to this conversation only (its text is the answers' context; repeatable)",
+    )
 
 
 def _params(args: argparse.Namespace) -> SamplingParams:
@@ -39,16 +54,24 @@ def _params(args: argparse.Namespace) -> SamplingParams:
 
 def _conversation(args: argparse.Namespace, services: Services) -> Conversation:
     store = None if args.no_save and not args.docs else services.store()
-    return Conversation(
+    conversation = Conversation(
         services.engine(), store=store, system_prompt=args.system, save=not args.no_save, use_docs=args.docs
     )
+    if args.attach:
+        from storage.parsers.worker import ParserProcess
+
+        with ParserProcess() as parser:
+            for path in args.attach:
+                conversation.attach(path, parser)
+    return conversation
 
 
 def ask_command(args: argparse.Namespace, services: Services) -> int:
     conversation = _conversation(args, services)
     if args.json:
         reply = conversation.ask(args.question, _params(args))
-        print(json.dumps(reply.as_json(), ensure_ascii=False))
+        attached = [a.summary() for a in conversation.attachments]
+        print(json.dumps({**reply.as_json(), "attachments": attached}, ensure_ascii=False))
         return 0 if reply.error is None else 1
     reply = conversation.ask(args.question, _params(args), on_text=_echo)
     print()
@@ -61,7 +84,10 @@ def chat_command(args: argparse.Namespace, services: Services) -> int:
     conversation = _conversation(args, services)
     interactive = sys.stdin.isatty()
     if interactive:
-        print("Hearth chat — /new starts a new conversation, /quit leaves. Ctrl-C stops an answer.")
+        print(
+            "Hearth chat — /new starts a new conversation, /attach FILE attaches a file to it, /quit leaves. "
+            "Ctrl-C stops an answer."
+        )
     while True:
         try:
             line = input("> " if interactive else "")
@@ -73,8 +99,17 @@ def chat_command(args: argparse.Namespace, services: Services) -> int:
         if text in ("/quit", "/exit"):
             return 0
         if text == "/new":
+            args.attach = []  # files attached with --attach belong to the first conversation
             conversation = _conversation(args, services)
             print("(new conversation)")
+            continue
+        if text.startswith("/attach "):
+            try:
+                attached = conversation.attach(Path(text.removeprefix("/attach ").strip()).expanduser())
+            except KnownError as exc:
+                print(f"hearth: {exc}", file=sys.stderr)
+                continue
+            print(f"(attached {attached.name}: {attached.chars:,} characters)")
             continue
         try:
             reply = conversation.ask(text, _params(args), on_text=_echo)

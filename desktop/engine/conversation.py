@@ -3,17 +3,23 @@
 The user's message is saved before generation starts; the assistant's message is created with the first
 piece of text and updated with every piece after it, so a crash loses at most the token being generated.
 Front ends (CLI, window, API) all talk through this class, so they save and ground answers the same way.
+
+Files attached to the chat (storage/attachments.py) go into the system prompt on every turn
+(desktop/engine/attachments.py); attached before the conversation is saved, they are saved with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from desktop.engine.llama import ChatEvent, Engine, GenerationStats, Message, SamplingParams
 
 if TYPE_CHECKING:
+    from storage.attachments import Attachment, Embeds
+    from storage.parsers.worker import ParserProcess
     from storage.store import Store
 
 # No persona of Hearth's own: without one the model gets the framing measured for it (engine/framing.py).
@@ -22,6 +28,8 @@ if TYPE_CHECKING:
 DEFAULT_SYSTEM_PROMPT = ""
 # Share of the context window that retrieved passages may take; the rest is the chat and the answer.
 GROUNDING_SHARE = 0.5
+# With documents on too, attached files get what is left of this share (the chat and the answer need room).
+CONTEXT_SHARE = 0.7
 
 
 @dataclass
@@ -55,6 +63,8 @@ class Conversation:
         save: bool = True,
         use_docs: bool = False,
         conversation_id: int | None = None,
+        attachments: Sequence[Attachment] = (),
+        embedder: Callable[[], Embeds] | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -64,8 +74,12 @@ class Conversation:
         self.conversation_id = conversation_id
         self.history: list[Message] = []
         self.last_sources: list[dict[str, Any]] = []
+        self.attachments: list[Attachment] = []
+        self._embedder = embedder  # None: a MiniLM Embedder, loaded only when attachments need ranking
         if conversation_id is not None and store is not None:
             self._load(conversation_id)
+        for attachment in attachments:
+            self.add_attachment(attachment)
 
     def _load(self, conversation_id: int) -> None:
         assert self.store is not None
@@ -76,6 +90,23 @@ class Conversation:
             for m in self.store.chats.messages(conversation_id)
             if m["role"] in ("user", "assistant")
         ]
+        self.attachments = self.store.attachments.load(conversation_id)
+
+    def attach(self, path: Path, parser: ParserProcess | None = None) -> Attachment:
+        """Read, parse (in the parser child) and attach a file; KnownError when it cannot be read."""
+        from storage import attachments
+
+        return self.add_attachment(attachments.read(path, parser))
+
+    def add_attachment(self, attachment: Attachment) -> Attachment:
+        """Attach an already-read file: saved now if the conversation is, else with its first message."""
+        if any(a.sha256 == attachment.sha256 for a in self.attachments):
+            return next(a for a in self.attachments if a.sha256 == attachment.sha256)
+        self.attachments.append(attachment)
+        if self.save and self.conversation_id is not None:
+            assert self.store is not None
+            attachment.id = self.store.attachments.add(self.conversation_id, attachment)
+        return attachment
 
     def stream(self, text: str, params: SamplingParams | None = None) -> Iterator[ChatEvent]:
         """Send text; yield the reply's events while saving them."""
@@ -83,6 +114,7 @@ class Conversation:
         self.last_sources = []
         if self.use_docs:
             system, self.last_sources = self._grounded_system_prompt(text)
+        system = self._with_attachments(system, text)
         user = Message("user", text)
         messages = [*([] if system is None else [Message("system", system)]), *self.history, user]
         self._save_new("user", text)
@@ -119,6 +151,8 @@ class Conversation:
         if self.conversation_id is None:
             title = _title(text)
             self.conversation_id = self.store.chats.create(title=title, system_prompt=self.system_prompt)
+            for attachment in self.attachments:  # attached before there was a conversation to keep them in
+                attachment.id = self.store.attachments.add(self.conversation_id, attachment)
         return self.store.chats.add_message(self.conversation_id, role, text, status=status)
 
     def ask(
@@ -150,6 +184,31 @@ class Conversation:
         block, sources = build_context(hits, budget, self.engine.count_tokens)
         persona = self.system_prompt or self.engine.default_system_prompt
         return f"{persona}\n\n{block}" if persona else block, sources
+
+    def _with_attachments(self, system: str | None, question: str) -> str | None:
+        """The system prompt with the attached files' block after it; their sources join `last_sources`."""
+        from desktop.engine.attachments import ATTACHMENT_SHARE, build_block
+
+        if not self.attachments:
+            return system
+        share = min(ATTACHMENT_SHARE, CONTEXT_SHARE - (GROUNDING_SHARE if self.use_docs else 0.0))
+        block, sources, fresh = build_block(
+            self.attachments, question, int(self.engine.n_ctx * share), self.engine.count_tokens, self._load_embedder
+        )
+        saved = [(p.id, p.vector) for p in fresh if p.id is not None and p.vector is not None]
+        if saved and self.save:
+            assert self.store is not None
+            self.store.attachments.save_vectors(saved)
+        self.last_sources = [*self.last_sources, *sources]
+        return f"{system}\n\n{block}" if system else block
+
+    def _load_embedder(self) -> Embeds:
+        if self._embedder is None:
+            from storage.embeddings import Embedder
+
+            embedder = Embedder()
+            self._embedder = lambda: embedder
+        return self._embedder()
 
 
 def _title(text: str, limit: int = 60) -> str:
