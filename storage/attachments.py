@@ -59,7 +59,7 @@ class Attachment:
 
     def summary(self) -> dict[str, Any]:
         """What a chip, `--json` and an export show: never the text."""
-        keys = ("id", "name", "kind", "size", "chars", "source", "created")
+        keys = ("id", "name", "kind", "size", "chars", "sha256", "source", "created")
         return {key: getattr(self, key) for key in keys}
 
 
@@ -151,11 +151,11 @@ class Attachments:
     def list(self, conversation_id: int) -> list[dict[str, Any]]:
         """The conversation's attachments without their text, oldest first."""
         rows = self._db().execute(
-            """SELECT id, name, kind, size, length(text), source, created FROM chat_attachments
+            """SELECT id, name, kind, size, length(text), sha256, source, created FROM chat_attachments
                WHERE conversation_id = ? ORDER BY id""",
             [conversation_id],
         )
-        keys = ("id", "name", "kind", "size", "chars", "source", "created")
+        keys = ("id", "name", "kind", "size", "chars", "sha256", "source", "created")
         return [dict(zip(keys, row, strict=True)) for row in rows.fetchall()]
 
     def load(self, conversation_id: int) -> list[Attachment]:

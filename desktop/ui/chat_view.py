@@ -275,6 +275,9 @@ class MessageWidget(QFrame):
             path = str(source.get("path") or source.get("source") or "")
             name = path.replace("\\", "/").rsplit("/", 1)[-1] or "source"
             where = f" ({source['location']})" if source.get("location") else ""
+            if source.get("attached"):  # a file attached to this chat: its text is in the store, not a link
+                links.append(f"[{i}] {_escape(name)}{_escape(where)}, attached")
+                continue
             url = QUrl.fromLocalFile(path).toString()
             links.append(f'[{i}] <a href="{url}">{_escape(name)}</a>{_escape(where)}')
         self.sources.setText("Sources: " + " &nbsp; ".join(links))

@@ -166,6 +166,9 @@ class ChatSession(QObject):
         self._job_poll = QTimer(self)
         self._job_poll.setInterval(JOB_POLL_MS)
         self._job_poll.timeout.connect(self.poll_personalization)
+        from desktop.ui.attachments import ChatAttachments
+
+        self.attachments = ChatAttachments(self)  # files attached to the open chat
 
     # -- store ----------------------------------------------------------------------------------------
 
@@ -307,6 +310,7 @@ class ChatSession(QObject):
         def task() -> str:
             conversation = self._load_conversation(conversation_id)
             conversation["tree"] = self._store().chats.tree(conversation_id)
+            conversation["attachments"] = self._store().attachments.list(conversation_id)
             text = to_json(conversation) if fmt == "json" else to_markdown(conversation)
             path.write_text(text, encoding="utf-8")
             return f"Exported to {path.name}"
@@ -414,12 +418,18 @@ class ChatSession(QObject):
         self.generation_will_start.emit(text)
         temperature = self.chat_options.get("temperature", self.temperature)
         persona = self.system_prompt or self.default_system_prompt
-        args = (text, self.conversation_id, persona, self.use_docs, temperature)
+        args = (text, self.conversation_id, persona, self.use_docs, temperature, self.attachments.take_pending())
         self.engine_worker.submit(self._generate, *args, on_error=self._generation_error)
         return True
 
     def _generate(
-        self, text: str, conversation_id: int | None, system_prompt: str, use_docs: bool, temperature: float
+        self,
+        text: str,
+        conversation_id: int | None,
+        system_prompt: str,
+        use_docs: bool,
+        temperature: float,
+        attached: list[Any],
     ) -> None:
         from desktop.engine import SamplingParams
 
@@ -431,6 +441,8 @@ class ChatSession(QObject):
             system_prompt=system_prompt,
             conversation_id=conversation_id,
             use_docs=use_docs,
+            attachments=attached,
+            embedder=self.attachments.embedder,
         )
         result: dict[str, Any] = {
             "conversation_id": None,
@@ -906,6 +918,7 @@ class ChatSession(QObject):
                 self.store_worker.call(lambda: self._store().chats.purge_trash())
             except Exception:
                 log.exception("could not empty the trash at shutdown; it is emptied at the next unlock")
+        self.attachments.close()
         self.api_worker.close()
         self.engine_worker.close()
         self.store_worker.close()
@@ -931,6 +944,9 @@ def to_markdown(conversation: dict[str, Any]) -> str:
     names = {"user": "You", "assistant": "Hearth", "system": "System", "tool": "Tool"}
     for message in conversation["messages"]:
         lines += [f"## {names.get(message['role'], message['role'])}", "", message["content"].rstrip(), ""]
+    if conversation.get("attachments"):
+        names = ", ".join(f"{a['name']} ({a['chars']:,} characters)" for a in conversation["attachments"])
+        lines += [f"> Files attached to this chat: {names}", ""]
     hidden = len(conversation.get("tree") or []) - len(conversation["messages"])
     if hidden > 0:
         lines += [f"*{hidden} messages on other branches are not shown; the JSON export keeps every branch.*", ""]
@@ -946,4 +962,7 @@ def to_json(conversation: dict[str, Any]) -> str:
     tree_keys = ("id", "parent_id", "role", "content", "created", "status")
     data["tree"] = [{k: m[k] for k in tree_keys} for m in conversation.get("tree") or conversation["messages"]]
     data["leaf_id"] = conversation["messages"][-1]["id"] if conversation["messages"] else None
+    # Listed, not included: the files' text stays in the store (export them from where they came from).
+    attachment_keys = ("name", "kind", "size", "chars", "sha256", "source", "created")
+    data["attachments"] = [{k: a[k] for k in attachment_keys} for a in conversation.get("attachments") or []]
     return json.dumps(data, ensure_ascii=False, indent=2)

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui import shortcuts, theme
+from desktop.ui.attachments import AttachmentBar, FileDrop, attach_button
 from desktop.ui.chat_view import ChatView, Composer, MessageWidget, PaletteWatcher
 from desktop.ui.clients_view import ClientsPanel
 from desktop.ui.dialogs import ApiPanel, PersonaDialog, SettingsDialog, UnlockDialog, WelcomePage
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self.chat = ChatView()
         column.addWidget(self.chat, 1)
         column.addWidget(self._build_composer_row())
+        self.file_drops = [FileDrop(chat_page), FileDrop(self.composer.viewport())]  # files dropped on the chat
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(chat_page, "Chat")
@@ -181,6 +183,8 @@ class MainWindow(QMainWindow):
         banner.addWidget(cancel)
         self.edit_banner.hide()
         column.addWidget(self.edit_banner)
+        self.attachment_bar = AttachmentBar()
+        column.addWidget(self.attachment_bar)
         row = QHBoxLayout()
         row.setSpacing(space["s"])
         self.composer = Composer()
@@ -200,6 +204,9 @@ class MainWindow(QMainWindow):
         row.addWidget(self.stop_button, 0, Qt.AlignmentFlag.AlignBottom)
         column.addLayout(row)
         options = QHBoxLayout()
+        self.attach_button = attach_button()
+        self.attach_button.clicked.connect(self._choose_attachments)
+        options.addWidget(self.attach_button)
         self.docs_toggle = QCheckBox("Use my documents")
         available = documents_available()
         self.docs_toggle.setEnabled(available)
@@ -297,6 +304,13 @@ class MainWindow(QMainWindow):
         s.ingest_did_finish.connect(lambda _: self.tray.set_indexing(False))
         s.personalize_did_finish.connect(self._on_personalize_finish)
         self._api_state: dict[str, Any] = {"running": False}
+        a = s.attachments
+        a.attachments_did_change.connect(self.attachment_bar.show_attachments)
+        a.attach_will_start.connect(lambda name: self._say(f"Reading {name}…"))
+        self.attachment_bar.attachment_will_remove.connect(a.remove)
+        self.attachment_bar.attachment_will_add_to_library.connect(a.add_to_library)
+        for drop in self.file_drops:
+            drop.files_did_drop.connect(self.attach_files)
         self.chat.regenerate_will_start.connect(s.regenerate)
         self.chat.edit_will_start.connect(self.start_edit)
         self.chat.branch_will_switch.connect(s.switch_branch)
@@ -413,6 +427,16 @@ class MainWindow(QMainWindow):
                 answer.append("")
         self._set_busy(False)
         self.sidebar.select(self.session.conversation_id)
+
+    def _choose_attachments(self) -> None:
+        names, _ = QFileDialog.getOpenFileNames(self, "Attach to this chat", str(Path.home()))
+        if names:
+            self.attach_files(names)
+
+    def attach_files(self, paths: list[str]) -> None:
+        """Attach files to the open chat (dropped, or chosen with Attach file…)."""
+        if self.session.store_ready:
+            self.session.attachments.attach(paths)
 
     def _set_busy(self, busy: bool) -> None:
         ready = self.session.store_ready
