@@ -1,10 +1,11 @@
 """The conversation pane: message bubbles rendered from Markdown, and the composer under them.
 
 Each message is a rich-text QLabel (selectable, links active) re-rendered from its Markdown source when
-text streams in; only the last bubble changes while a reply streams. Opening a conversation renders its
-last `FIRST_PAINT` messages, paints, then fills a `PAGE` right after; older pages are added when the user
-scrolls to the top (or clicks "Show earlier"), so opening a 500-message chat costs what opening a short
-one does. The text column stops widening at a
+text streams in; only the last bubble changes while a reply streams. Opening a conversation renders only
+the newest messages that fill the view (estimated from their text, at most `FIRST_PAINT`), paints, then
+fills a `PAGE` right after; older pages are added when the user scrolls to the top (or clicks "Show
+earlier"), so opening a 500-message chat costs what opening a short one does. Saved messages render through
+markdown's cache, so going back to a chat skips Markdown and Pygments. The text column stops widening at a
 readable measure. The view keeps following the newest text unless the user has scrolled up to read.
 """
 
@@ -14,7 +15,7 @@ import html
 import re
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeyEvent
 from PySide6.QtWidgets import (
     QFrame,
@@ -33,7 +34,11 @@ from desktop.ui import markdown, theme
 ROLE_NAMES = {"user": "You", "assistant": "Hearth"}
 STATUS_NOTES = {"interrupted": "Stopped", "error": "Failed", "streaming": "Interrupted"}
 PAGE = 20  # messages rendered at a time when the reader scrolls up: two screens or more, cheap to build
-FIRST_PAINT = 6  # rendered before the first paint of a conversation (a screenful); the page follows at once
+FIRST_PAINT = 6  # at most this many rendered before the first paint (a screenful); the page follows at once
+# The rest of the page waits a frame, so the first screenful paints before it is built (a zero timer could
+# run first: it is a posted event like the paint request).
+FILL_DELAY_MS = 16
+BUBBLE_CHROME_LINES = 3  # role label, action row and margins of a bubble, in text lines
 
 
 def palette_colors() -> markdown.Palette:
@@ -90,10 +95,13 @@ class MessageWidget(QFrame):
     edit_will_start = Signal(int, str)  # message id, its text
     branch_will_switch = Signal(int)  # the sibling message to show
 
-    def __init__(self, role: str, text: str = "", status: str = "complete", message_id: int | None = None) -> None:
+    def __init__(
+        self, role: str, text: str = "", status: str = "complete", message_id: int | None = None, saved: bool = False
+    ) -> None:
         super().__init__()
         self.role = role
         self.text = text
+        self._settled = saved  # a saved text renders through the cache; a streaming one changes every batch
         self.message_id = message_id
         self.query = ""
         self._siblings: list[int] = []
@@ -201,11 +209,14 @@ class MessageWidget(QFrame):
             self.regenerate_button.setVisible(shown)
 
     def append(self, delta: str) -> None:
+        if delta:
+            self._settled = False
         self.text += delta
         self._render()
 
     def _render(self) -> None:
-        rendered = markdown.render(self.text or "…", palette_colors())
+        render = markdown.render_cached if self._settled else markdown.render
+        rendered = render(self.text or "…", palette_colors())
         self._code_blocks = rendered.code_blocks
         body = mark_text(rendered.html, self.query, theme.current().highlight) if self.query else rendered.html
         self.body.setText(body)
@@ -372,7 +383,7 @@ class ChatView(QScrollArea):
         self.clear()
         self._saved = [m for m in messages if m["role"] in ROLE_NAMES]
         self._branches = branches or {}
-        self._start = max(0, len(self._saved) - FIRST_PAINT)
+        self._start = len(self._saved) - self._screenful(self._saved)
         at = next((i for i, m in enumerate(self._saved) if m["id"] == focus), None)
         if at is not None:
             self._start = min(self._start, max(0, at - 2))
@@ -389,7 +400,22 @@ class ChatView(QScrollArea):
         self._opened += 1
         if self._start > 0:  # the rest of the first page, once this screenful has painted
             opened = self._opened
-            QTimer.singleShot(0, lambda: self._fill_page(opened))
+            QTimer.singleShot(FILL_DELAY_MS, lambda: self._fill_page(opened))
+
+    def _screenful(self, saved: list[dict[str, Any]]) -> int:
+        """How many of the newest messages fill the view, estimated from their text (no layout yet): every
+        bubble built before the first paint is paid for on the click, and ones above the view are wasted."""
+        line = self.fontMetrics().lineSpacing()
+        per_line = max(20, self.column.maximumWidth() // max(1, self.fontMetrics().averageCharWidth()) - 8)
+        room = self.viewport().height() or 800
+        count = 0
+        for message in reversed(saved[-FIRST_PAINT:]):
+            lines = sum(1 + len(part) // per_line for part in message["content"].split("\n"))
+            room -= (lines + BUBBLE_CHROME_LINES) * line
+            count += 1
+            if room <= 0:
+                break
+        return count
 
     def _fill_page(self, opened: int) -> None:
         if opened == self._opened and len(self.messages) < PAGE:
@@ -420,7 +446,7 @@ class ChatView(QScrollArea):
         return widget
 
     def _make(self, role: str, text: str, status: str, saved: dict[str, Any] | None) -> MessageWidget:
-        widget = MessageWidget(role, text, status)
+        widget = MessageWidget(role, text, status, saved=saved is not None)
         if saved is not None:
             widget.set_saved(saved, self._branches.get(saved["id"], []))
         widget.regenerate_will_start.connect(self.regenerate_will_start.emit)
@@ -495,14 +521,3 @@ class Composer(QPlainTextEdit):
         text = self.toPlainText()
         if text.strip():
             self.message_will_send.emit(text)
-
-
-class PaletteWatcher(QObject):
-    """Re-renders bubbles when the OS switches between light and dark."""
-
-    palette_did_change = Signal()
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ApplicationPaletteChange:
-            self.palette_did_change.emit()
-        return False

@@ -5,6 +5,8 @@ rendered, so an answer can never make the window load anything. Code blocks beco
 rich text pads table cells, not `<pre>`) with Pygments colours inlined, plus a "Copy code" link whose href
 indexes `Rendered.code_blocks`. Rendering the whole message again on every streamed batch is fine: a
 2,000-token answer renders in a few milliseconds, and an unclosed fence simply renders as code so far.
+Saved messages go through `render_cached`: switching back to a chat then costs no parsing or highlighting
+(the cache lives in memory only, like the widgets showing the same text).
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ def render(text: str, palette: Palette) -> Rendered:
         f'<table border="1" cellspacing="0" cellpadding="4" style="border-color: {palette.code_border}">\n',
     )
     return Rendered(html=f'<div style="line-height: 135%">{body}</div>', code_blocks=blocks)
+
+
+@lru_cache(maxsize=1024)
+def render_cached(text: str, palette: Palette) -> Rendered:
+    """`render` for text that no longer changes (saved messages); callers must not modify the result."""
+    return render(text, palette)
 
 
 def _code_html(code: str, lang: str, index: int, palette: Palette) -> str:

@@ -183,6 +183,28 @@ def test_a_long_chat_renders_a_page_and_loads_earlier_ones(qtbot: Any, app: Any,
     assert not chat.earlier_button.isVisible()
 
 
+def test_a_chat_of_tall_answers_builds_only_the_bubbles_that_fill_the_view(
+    qtbot: Any, app: Any, store_call: Any
+) -> None:
+    code = "Here it is:\n\n```python\n" + "".join(f"x_{n} = {n}\n" for n in range(24)) + "```\n"
+
+    def seed(store: Any) -> int:
+        cid = store.chats.create("Tall")
+        for i in range(40):
+            store.chats.add_message(cid, "user" if i % 2 == 0 else "assistant", f"q {i}" if i % 2 == 0 else code)
+        return cid
+
+    cid = store_call(app.session, seed)
+    with qtbot.waitSignal(app.session.conversation_did_open, timeout=10_000):
+        app.session.open_conversation(cid)
+    chat = app.window.chat
+    first = len(chat.messages)
+    assert 2 <= first < FIRST_PAINT  # two code answers fill the view: the rest would be built unseen
+    tall = sum(m.sizeHint().height() for m in chat.messages)
+    assert tall >= chat.viewport().height() * 0.9  # yet they fill it: the first paint has no gap at the top
+    qtbot.waitUntil(lambda: len(chat.messages) == PAGE)
+
+
 def test_per_chat_temperature_and_model_are_kept_with_the_chat(
     qtbot: Any, app: Any, store_call: Any, monkeypatch: Any
 ) -> None:
