@@ -193,6 +193,7 @@ class ApiPanel(QWidget):
         token_row = QHBoxLayout()
         self.token = QLineEdit()
         self.token.setReadOnly(True)
+        self.token.setAccessibleName("API token")
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("shown once, when made (kept only as a hash): New token makes another")
         show = QPushButton("Show")

@@ -73,6 +73,7 @@ class DocumentsView(QWidget):
         layout.addWidget(self.progress_label)
         self.files = QTreeWidget()
         self.files.setObjectName("documentList")
+        self.files.setAccessibleName("Indexed documents")
         self.files.setHeaderLabels(["File", "Kind", "Chunks", "Embedded", "Status"])
         self.files.setRootIsDecorated(False)
         self.files.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
