@@ -239,6 +239,8 @@ class MessageWidget(QFrame):
         meta = message.get("meta") or {}
         if meta.get("stats"):
             self.set_stats(meta["stats"], meta.get("n_ctx"))
+        if meta.get("sources"):
+            self.set_sources(meta["sources"])
 
     def set_busy(self, busy: bool) -> None:
         """While a reply streams the chat's shape is fixed: no edit, regenerate or switching versions."""

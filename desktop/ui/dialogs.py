@@ -17,12 +17,14 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -243,7 +245,17 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._on_import = on_import
-        layout = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        # The sections scroll and the buttons stay: on a 1024x640 screen the dialog is taller than the window.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        sections = QWidget()
+        layout = QVBoxLayout(sections)
+        layout.setContentsMargins(0, 0, 0, 0)
+        scroll.setWidget(sections)
+        outer.addWidget(scroll, 1)
 
         models = QGroupBox("Models")
         models_layout = QHBoxLayout(models)
@@ -309,10 +321,12 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        outer.addWidget(buttons)
         self._initial = (threads, default_persona)
         self.accepted.connect(lambda: self._apply(on_threads, on_default_persona))
-        self.resize(560, 0)
+        wanted = sections.sizeHint().height() + buttons.sizeHint().height() + 3 * outer.spacing() + 24
+        room = parent.height() - 40 if parent is not None else wanted
+        self.resize(max(560, sections.sizeHint().width() + 32), min(wanted, room))
 
     def _import(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model", str(Path.home()), "GGUF models (*.gguf)")

@@ -1,12 +1,14 @@
 """Screenshots of the main views for the README: `python -m desktop.ui.screenshots [--sizes-only] [OUT_DIR]`.
 
 Under X (`xvfb-run -s "-screen 0 1920x1080x24" python -m desktop.ui.screenshots`) it renders the real
-window through the xcb platform, as a user's desktop does; without DISPLAY, offscreen. The chat is shot at
-1280x800 and 1024x640 in light and dark (chat-<size>-<theme>.png: nothing may be clipped there);
-`--sizes-only` stops after those. Runs the real app against a throwaway HEARTH_HOME: the chat shows a real
-answer streamed from the bundled model (greedy, so the picture is reproducible); the documents view shows
-a real ingest of two files the script writes, one of them deliberately broken to show a failure reason;
-the personalize view shows a real short training run in the background process on a made-up garden journal.
+window through the xcb platform, as a user's desktop does; without DISPLAY, offscreen. The chat, a chat with
+an attached file, the personalize view, and the settings and unlock dialogs (drawn over the window where
+they open) are shot at 1280x800 and 1024x640 in light and dark (<view>-<size>-<theme>.png: nothing may be
+clipped there); the welcome page, search and documents once. `--sizes-only` skips the training run and the
+single shots. Runs the real app against a throwaway HEARTH_HOME: the chats show real answers streamed from
+the bundled model (greedy, so the pictures are reproducible); the documents view shows a real ingest of two
+files the script writes, one of them deliberately broken to show a failure reason; the personalize view
+shows a real short training run in the background process on a made-up garden journal.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from typing import Any
 DEFAULT_OUT = Path("docs/screenshots")
 SIZE = (1180, 760)
 SIZES = [(1280, 800), (1024, 640)]
+FERRY = """Island ferry, summer timetable
+
+Saturday: first boat 07:40 from pier 3, then every 90 minutes until 19:10.
+Sunday: first boat 09:00, last 18:30. Bicycles travel free; dogs on a lead.
+"""
 
 
 def main(argv: list[str]) -> int:
@@ -57,12 +64,40 @@ def _wait(app: Any, signal: Any, timeout_s: float = 600) -> list[Any]:
     return got
 
 
-def _save(app: Any, widget: Any, path: Path) -> None:
-    for _ in range(5):
+def _settle(app: Any, seconds: float = 0.3) -> None:
+    """Let layouts, the page fill and repaints run (a script, not a test: polling is fine here)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         app.processEvents()
-    if not widget.grab().save(str(path), "PNG"):
+        time.sleep(0.01)
+
+
+def _save(app: Any, widget: Any, path: Path, over: Any = None) -> None:
+    """The widget as painted; with `over`, that dialog drawn where it sits on the widget, the window dimmed
+    behind it and a hairline around it (Xvfb has no window manager to draw its frame)."""
+    from PySide6.QtGui import QColor, QPainter
+
+    _settle(app)
+    picture = widget.grab()
+    if over is not None:
+        painter = QPainter(picture)
+        painter.fillRect(picture.rect(), QColor(0, 0, 0, 90))
+        at = over.frameGeometry().topLeft() - widget.frameGeometry().topLeft()
+        painter.drawPixmap(at, over.grab())
+        painter.setPen(QColor(128, 128, 128))
+        painter.drawRect(at.x(), at.y(), over.width() - 1, over.height() - 1)
+        painter.end()
+    if not picture.save(str(path), "PNG"):
         raise SystemExit(f"screenshots: could not write {path}")
     print(path)
+
+
+def _ask(app: Any, session: Any, window: Any, text: str, max_tokens: int) -> int:
+    session.max_tokens = max_tokens
+    window.composer.setPlainText(text)
+    window.composer.submit()
+    _wait(app, session.generation_did_finish)
+    return int(session.conversation_id)
 
 
 def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
@@ -71,7 +106,6 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
     ensure_offline()
     from desktop.services import Services
     from desktop.ui.app import build_window, make_app
-    from desktop.ui.dialogs import UnlockDialog
 
     app: Any = make_app()
     services = Services()
@@ -81,33 +115,54 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
     session.temperature, session.seed = 0.0, 1
     window.resize(*SIZE)
     window.show()
-    _save(app, window, out / "welcome.png")
+    if not sizes_only:
+        _save(app, window, out / "welcome.png")
     window.welcome.start_button.click()
     _wait(app, session.engine_did_load)
 
-    session.max_tokens = 60
-    window.composer.setPlainText("Give me three tips for better sleep.")
-    window.composer.submit()
-    _wait(app, session.generation_did_finish)
+    _ask(app, session, window, "Give me three tips for better sleep.", 60)
     session.new_chat()
-    session.max_tokens = 120
-    window.composer.setPlainText("Write a Python function that reverses a string.")
-    window.composer.submit()
-    _wait(app, session.generation_did_finish)
+    code_chat = _ask(app, session, window, "Write a Python function that reverses a string.", 120)
+    session.new_chat()
+    timetable = home / "ferry timetable.txt"
+    timetable.write_text(FERRY, "utf-8")
+    window.attach_files([str(timetable)])
+    _wait(app, session.attachments.attachments_did_change)
+    attached_chat = _ask(app, session, window, "When does the first ferry leave on Saturday?", 40)
     _wait(app, session.conversations_did_load)
-    _sizes(app, session, window, out)
-    if sizes_only:
-        session.shutdown()
-        services.close()
-        return 0
-    _save(app, window, out / "chat.png")
+    _organise(app, session)
 
+    if not sizes_only:
+        _single_shots(app, session, window, out, home)
+        _personalize(app, session, window)
+    _sizes(app, session, window, out, code_chat, attached_chat, personalize=not sizes_only)
+    session.shutdown()
+    services.close()
+    return 0
+
+
+def _organise(app: Any, session: Any) -> None:
+    """A pinned chat, a folder and a date group in the sidebar."""
+
+    def organise() -> None:
+        chats = session.services.store().chats
+        listed = chats.list()
+        chats.pin(listed[-1]["id"])
+        cid = chats.create("Weekend trip to the coast: trains, tides and where to eat")
+        chats.add_message(cid, "user", "Which trains go to the coast on Saturday morning?")
+        chats.set_folder(cid, "Travel")
+
+    session.store_worker.call(organise)  # a script: waiting on the worker from here is fine
+    session.refresh_conversations()
+    _wait(app, session.conversations_did_load)
+
+
+def _single_shots(app: Any, session: Any, window: Any, out: Path, home: Path) -> None:
     window.sidebar.focus_search()
     window.sidebar.search_box.setText("sleep")
     _wait(app, session.search_did_finish)
     _save(app, window, out / "search.png")
     window.sidebar.search_box.clear()
-
     if window.tabs.isTabEnabled(1):
         docs = home / "sample-docs"
         docs.mkdir()
@@ -124,50 +179,44 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
         _save(app, window, out / "documents.png")
         window.tabs.setCurrentIndex(0)
 
-    _personalize(app, session, window, out)
 
-    window.open_settings()  # asks the store worker for the key custody first, then opens
-    deadline = time.monotonic() + 60
-    while getattr(window, "settings_dialog", None) is None and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.01)  # a script, not a test: polling is fine here
-    dialog = window.settings_dialog
-    dialog.adjustSize()
-    _save(app, dialog, out / "settings.png")
-    dialog.reject()
-
-    unlock = UnlockDialog(first_run=False)
-    unlock.show()
-    unlock.adjustSize()
-    _save(app, unlock, out / "unlock.png")
-    unlock.close()
-
-    session.shutdown()
-    services.close()
-    return 0
-
-
-def _sizes(app: Any, session: Any, window: Any, out: Path) -> None:
-    """The chat at each size and theme, with a pinned chat, a folder and a date group in the sidebar."""
+def _sizes(
+    app: Any, session: Any, window: Any, out: Path, code_chat: int, attached_chat: int, personalize: bool
+) -> None:
+    """Every view at each size and theme."""
     from desktop.ui import theme
+    from desktop.ui.dialogs import UnlockDialog
 
-    def organise() -> None:
-        chats = session.services.store().chats
-        listed = chats.list()
-        chats.pin(listed[-1]["id"])
-        cid = chats.create("Weekend trip to the coast: trains, tides and where to eat")
-        chats.add_message(cid, "user", "Which trains go to the coast on Saturday morning?")
-        chats.set_folder(cid, "Travel")
-
-    session.store_worker.call(organise)  # a script: waiting on the worker from here is fine
-    session.refresh_conversations()
-    _wait(app, session.conversations_did_load)
     styles = theme.install(app)
     for mode in ("light", "dark"):
         styles.set_mode(mode)
         for width, height in SIZES:
+            name = f"{width}x{height}-{mode}.png"
             window.resize(width, height)
-            _save(app, window, out / f"chat-{width}x{height}-{mode}.png")
+            window.status.setText(f"{session.model_name} ready")
+            window.tabs.setCurrentIndex(0)
+            session.open_conversation(code_chat)
+            _wait(app, session.conversation_did_open)
+            _save(app, window, out / f"chat-{name}")
+            session.open_conversation(attached_chat)
+            _wait(app, session.attachments.attachments_did_change)
+            _save(app, window, out / f"attachments-{name}")
+            if personalize:
+                window.tabs.setCurrentWidget(window.personalize)
+                _save(app, window, out / f"personalize-{name}")
+                window.tabs.setCurrentIndex(0)
+            window.settings_dialog = None
+            window.open_settings()  # asks the store worker for the key custody first, then opens
+            deadline = time.monotonic() + 60
+            while getattr(window, "settings_dialog", None) is None and time.monotonic() < deadline:
+                _settle(app, 0.05)
+            _save(app, window, out / f"settings-{name}", over=window.settings_dialog)
+            window.settings_dialog.reject()
+            session.new_chat()  # the window behind the unlock dialog, as at startup: nothing shown yet
+            unlock = UnlockDialog(first_run=False, parent=window)
+            unlock.open()
+            _save(app, window, out / f"unlock-{name}", over=unlock)
+            unlock.reject()
     styles.set_mode("system")
     window.resize(*SIZE)
 
@@ -191,8 +240,8 @@ def _journal(seed: int = 7, entries: int = 60) -> list[tuple[str, str]]:
     return days
 
 
-def _personalize(app: Any, session: Any, window: Any, out: Path) -> None:
-    """A real, short background run (its own process), then the view with the new version listed."""
+def _personalize(app: Any, session: Any, window: Any) -> None:
+    """A real, short background run (its own process), so the view lists the new version."""
     import json
 
     def write_chats() -> None:
@@ -208,7 +257,6 @@ def _personalize(app: Any, session: Any, window: Any, out: Path) -> None:
     window.personalize.start_button.click()
     _wait(app, session.personalize_did_finish, timeout_s=1800)
     _wait(app, session.adapters_did_load)
-    _save(app, window, out / "personalize.png")
     window.tabs.setCurrentIndex(0)
 
 

@@ -610,6 +610,8 @@ class ChatSession(QObject):
             if result.get("stats") and messages and messages[-1]["role"] == "assistant":
                 last = messages[-1]
                 meta = {**(last["meta"] or {}), "stats": result["stats"], "n_ctx": result.get("n_ctx")}
+                if result.get("sources"):  # shown again under the answer when the chat is reopened
+                    meta["sources"] = result["sources"]
                 chats.update_message(last["id"], last["content"], meta=meta)
             return self._load_conversation(cid)
 

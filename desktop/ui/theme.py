@@ -199,6 +199,7 @@ def stylesheet(c: Colors) -> str:
 #composer:focus {{ border: 1px solid {c.accent}; }}
 #editBanner, #undoBar {{ background: {c.selection}; border-radius: 6px; }}
 #attachmentChip {{ background: {c.selection}; border-radius: 10px; padding: 2px {s["s"]}px; }}
+#attachmentChip QToolButton::menu-indicator {{ image: none; width: 0; }}
 #sendButton {{ background: {c.accent}; color: {c.accent_text}; border: none; border-radius: 6px;
   padding: {s["xs"] + 2}px {s["l"]}px; }}
 #sendButton:disabled {{ background: {c.border}; color: {c.muted}; }}

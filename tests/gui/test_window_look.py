@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -192,6 +192,20 @@ def test_every_control_has_an_accessible_name(qtbot: Any, window: Any) -> None:
     dialog = window.settings_dialog
     qtbot.waitExposed(dialog)
     assert unnamed_controls(dialog) == []
+    dialog.reject()
+
+
+def test_settings_fit_a_1024x640_window_with_their_buttons_in_view(qtbot: Any, window: Any) -> None:
+    window.resize(1024, 640)
+    qtbot.waitUntil(lambda: window.height() == 640)
+    window.open_settings()
+    qtbot.waitUntil(lambda: getattr(window, "settings_dialog", None) is not None, timeout=10_000)
+    dialog = window.settings_dialog
+    qtbot.waitExposed(dialog)
+    assert dialog.height() <= window.height()
+    ok = next(b for b in dialog.findChildren(QAbstractButton) if b.text() == "OK")
+    assert dialog.rect().contains(QRect(ok.mapTo(dialog, QPoint(0, 0)), ok.size()))
+    assert clipped(dialog) == []
     dialog.reject()
 
 
