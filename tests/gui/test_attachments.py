@@ -64,6 +64,7 @@ def test_a_dropped_file_is_a_chip_and_the_first_message_saves_it_with_the_chat(
     with qtbot.waitSignal(session.attachments.attachments_did_change, timeout=10_000):
         session.open_conversation(cid)
     qtbot.waitUntil(lambda: chips(app) == ["ferry notes.txt"], timeout=10_000)
+    assert "ferry notes.txt (whole file), attached" in window.chat.last_answer().sources.text()  # kept with it
     # The export lists it (its text stays in the store).
     out = tmp_path / "chat.json"
     with qtbot.waitSignal(session.action_did_succeed, timeout=10_000):
