@@ -4,11 +4,12 @@ Under X (`xvfb-run -s "-screen 0 1920x1080x24" python -m desktop.ui.screenshots`
 window through the xcb platform, as a user's desktop does; without DISPLAY, offscreen. The chat, a chat with
 an attached file, the personalize view, and the settings and unlock dialogs (drawn over the window where
 they open) are shot at 1280x800 and 1024x640 in light and dark (<view>-<size>-<theme>.png: nothing may be
-clipped there); the welcome page, search and documents once. `--sizes-only` skips the training run and the
-single shots. Runs the real app against a throwaway HEARTH_HOME: the chats show real answers streamed from
-the bundled model (greedy, so the pictures are reproducible); the documents view shows a real ingest of two
-files the script writes, one of them deliberately broken to show a failure reason; the personalize view
-shows a real short training run in the background process on a made-up garden journal.
+clipped there); the welcome page, search and documents once. `--sizes-only` skips the training run (the
+personalize view then has no version to list) and the single shots. Runs the real app against a throwaway
+HEARTH_HOME: the chats show real answers streamed from the bundled model (greedy, so the pictures are
+reproducible); the documents view shows a real ingest of two files the script writes, one of them deliberately
+broken to show a failure reason; the personalize view shows a real short training run in the background
+process on a made-up garden journal.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
     if not sizes_only:
         _single_shots(app, session, window, out, home)
         _personalize(app, session, window)
-    _sizes(app, session, window, out, code_chat, attached_chat, personalize=not sizes_only)
+    _sizes(app, session, window, out, code_chat, attached_chat)
     session.shutdown()
     services.close()
     return 0
@@ -180,9 +181,7 @@ def _single_shots(app: Any, session: Any, window: Any, out: Path, home: Path) ->
         window.tabs.setCurrentIndex(0)
 
 
-def _sizes(
-    app: Any, session: Any, window: Any, out: Path, code_chat: int, attached_chat: int, personalize: bool
-) -> None:
+def _sizes(app: Any, session: Any, window: Any, out: Path, code_chat: int, attached_chat: int) -> None:
     """Every view at each size and theme."""
     from desktop.ui import theme
     from desktop.ui.dialogs import UnlockDialog
@@ -201,10 +200,9 @@ def _sizes(
             session.open_conversation(attached_chat)
             _wait(app, session.attachments.attachments_did_change)
             _save(app, window, out / f"attachments-{name}")
-            if personalize:
-                window.tabs.setCurrentWidget(window.personalize)
-                _save(app, window, out / f"personalize-{name}")
-                window.tabs.setCurrentIndex(0)
+            window.tabs.setCurrentWidget(window.personalize)
+            _save(app, window, out / f"personalize-{name}")
+            window.tabs.setCurrentIndex(0)
             window.settings_dialog = None
             window.open_settings()  # asks the store worker for the key custody first, then opens
             deadline = time.monotonic() + 60
