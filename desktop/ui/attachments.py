@@ -226,6 +226,7 @@ class AttachmentBar(QWidget):
     def show_attachments(self, summaries: list[dict[str, Any]]) -> None:
         for chip in self.chips:
             self._row.removeWidget(chip)
+            chip.hide()
             chip.deleteLater()
         self.chips = []
         for summary in summaries:

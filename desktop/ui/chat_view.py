@@ -371,6 +371,7 @@ class ChatView(QScrollArea):
     def clear(self) -> None:
         for widget in self.messages:
             self._layout.removeWidget(widget)
+            widget.hide()  # gone from the screen now; deleted when control returns to the event loop
             widget.deleteLater()
         self.messages = []
         self._saved, self._branches, self._start, self._focus = [], {}, 0, None

@@ -198,7 +198,10 @@ def _sizes(app: Any, session: Any, window: Any, out: Path, code_chat: int, attac
             _wait(app, session.conversation_did_open)
             _save(app, window, out / f"chat-{name}")
             session.open_conversation(attached_chat)
-            _wait(app, session.attachments.attachments_did_change)
+            _wait(app, session.conversation_did_open)
+            deadline = time.monotonic() + 30
+            while not window.attachment_bar.chips and time.monotonic() < deadline:
+                _settle(app, 0.05)  # the chips follow from the store worker
             _save(app, window, out / f"attachments-{name}")
             window.tabs.setCurrentWidget(window.personalize)
             _save(app, window, out / f"personalize-{name}")
