@@ -28,8 +28,8 @@ QUESTION = "Write a short story about a lighthouse keeper who finds a message in
 
 def engine_run(engine: Engine, max_tokens: int) -> tuple[float, float, int]:
     """(ttft_s, decode tokens/s, tokens) calling `Engine.chat` directly."""
-    from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT
     from desktop.engine import Message, SamplingParams
+    from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT
 
     engine.reset_cache()
     messages = [Message("system", DEFAULT_SYSTEM_PROMPT), Message("user", QUESTION)]

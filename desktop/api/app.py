@@ -18,12 +18,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from desktop.engine import models
 from desktop.api import chat, embeddings, schemas
 from desktop.api.errors import ApiError, QuietErrors
 from desktop.api.queue import JobFailed, ModelWorker, WorkerStopped
 from desktop.api.schemas import ChatCompletionRequest, EmbeddingRequest
 from desktop.api.security import DEFAULT_MAX_BODY_BYTES, SecurityMiddleware
+from desktop.engine import models
 
 if TYPE_CHECKING:
     from desktop.engine import Engine

@@ -27,8 +27,8 @@ from desktop.api import schemas
 from desktop.api.errors import ApiError
 from desktop.api.queue import JobFailed, ModelWorker, QueueFull, Ticket, WorkerStopped
 from desktop.api.schemas import MAX_STOP_SEQUENCES, ChatCompletionRequest, ChatMessage
-from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Engine, Message, SamplingParams
+from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from storage.errors import KnownError
 
 if TYPE_CHECKING:

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from desktop.engine.conversation import Conversation
 from desktop.engine import DEFAULT_MAX_TOKENS, SamplingParams
+from desktop.engine.conversation import Conversation
 from desktop.services import Services
 
 

@@ -29,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def serve_command(args: argparse.Namespace, services: Services) -> int:
-    from desktop.engine import models
     from desktop.api.app import ApiConfig
     from desktop.api.server import ApiServer
+    from desktop.engine import models
     from storage.errors import KnownError
 
     if not 0 <= args.port <= 65535:

@@ -27,8 +27,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
+from desktop.engine.executor import Executor, StoreProxy
 from desktop.services import Services
-from desktop.ui.workers import StoreProxy, Worker
+from desktop.ui.workers import Worker
 from storage.errors import KnownError
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class _GuiConversation(Conversation):
             twin.store = proxy.target
             return Conversation._grounded_system_prompt(twin, question)
 
-        return proxy.worker.call(run)
+        return proxy.executor.call(run)
 
 
 class ChatSession(QObject):
@@ -134,8 +135,8 @@ class ChatSession(QObject):
         super().__init__()
         self.services = services
         self.passphrase = passphrase
-        self.store_worker = Worker("store")
-        self.engine_worker = Worker("engine")
+        self.store_worker = Worker(services.store_executor)
+        self.engine_worker = Worker(services.engine_executor)
         self.conversation_id: int | None = None
         self.conversation_title = ""
         self.system_prompt: str | None = None  # this conversation's persona; None: the default
@@ -151,7 +152,9 @@ class ChatSession(QObject):
         self._threads: int | None = None
         self._stop = threading.Event()
         self._stop_ingest = threading.Event()
-        self.api_worker = Worker("api")  # start/stop wait on the server thread, which may wait on the store
+        # Starting and stopping the server wait on its thread, which may wait on the store: not the GUI's job.
+        self._api_executor = Executor("api")
+        self.api_worker = Worker(self._api_executor)
         self._api: Any = None
         self._engine: Any = None  # only for cancel(), which is thread-safe
         self.generation_did_finish.connect(self._on_generation_finished)
@@ -380,7 +383,7 @@ class ChatSession(QObject):
         from desktop.engine import SamplingParams
 
         engine = self.services.engine()
-        store = StoreProxy(self.store_worker, self._store())
+        store = StoreProxy(self.services.store_executor, self._store())
         conversation = _GuiConversation(
             engine,
             store=store,
@@ -552,7 +555,7 @@ class ChatSession(QObject):
             from desktop.api.server import ApiServer
 
             if self._api is None or not self._api.running:
-                store = StoreProxy(self.store_worker, self._store())
+                store = StoreProxy(self.services.store_executor, self._store())
                 self._api = ApiServer(Backend(engine=self._loaded_engine, store=lambda: store), token)
                 self._api.start()
             return self._api_state(token)
@@ -582,7 +585,7 @@ class ChatSession(QObject):
         """On the engine worker: make the live model match the registry, every store call on the store
         worker. A damaged adapter costs only itself: the chat keeps what it had and the window says why."""
         try:
-            engine.sync_adapter(StoreProxy(self.store_worker, self.store_worker.call(self._store)))
+            engine.sync_adapter(StoreProxy(self.services.store_executor, self.store_worker.call(self._store)))
         except KnownError as exc:
             self.engine_worker.emit(self.adapter_did_fail.emit, str(exc))
         self.engine_worker.emit(self.adapter_did_activate.emit, engine.adapter_id)
@@ -764,8 +767,9 @@ class ChatSession(QObject):
         if self._api is not None:
             self.api_worker.submit(self._stop_api)
         self.api_worker.close()
+        self._api_executor.close()
         self.engine_worker.close()
-        self.store_worker.close()
+        self.store_worker.close()  # the executors themselves finish in Services.close()
 
 
 def _process_alive(pid: int) -> bool:
