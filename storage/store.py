@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import sqlcipher3
 from sqlite_utils import Database
@@ -27,16 +27,23 @@ from storage import db as dbmod
 from storage import keys, migrations, paths
 from storage.blobs import Blobs
 from storage.chats import Chats
+from storage.documents import Documents
 from storage.errors import KnownError
 from storage.keys import Custody, KeyringCustody, PassphraseCustody, PassphraseSource
 from storage.settings import Settings
 from storage.timeutil import now
 
+if TYPE_CHECKING:
+    from storage.ingest import Summary
+    from storage.search import Hit, Searcher
+
 REKEY_SUFFIX = ".rekey"
 
 
 class Store:
-    """Use `Store.open(...)`; attributes `db` (sqlite_utils.Database), `chats`, `blobs`, `settings`, `custody`."""
+    """Use `Store.open(...)`; attributes `db` (sqlite_utils.Database), `chats`, `blobs`, `settings`, `documents`,
+    `custody`; `search()` and `ingest()` over the documents. Callers never build those over `store.db` themselves.
+    """
 
     def __init__(self, conn: sqlcipher3.Connection, key: bytes, custody: Custody, lock: _Lock) -> None:
         self._conn = conn
@@ -47,6 +54,8 @@ class Store:
         self.chats = Chats(lambda: self.db)
         self.blobs = Blobs(lambda: self.db)
         self.settings = Settings(lambda: self.db)
+        self.documents = Documents(lambda: self.db)
+        self._searcher: Searcher | None = None  # built on first search: it holds the vector matrix cache
 
     # -- opening ------------------------------------------------------------------------------------
 
@@ -151,6 +160,20 @@ class Store:
 
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self.close()
+
+    def search(self, query: str, k: int = 5, per_document: int = 1) -> list[Hit]:
+        """Hybrid search over the ingested documents (storage.search), one cached searcher per open store."""
+        if self._searcher is None:
+            from storage.search import Searcher
+
+            self._searcher = Searcher(lambda: self.db)
+        return self._searcher.search(query, k=k, per_document=per_document)
+
+    def ingest(self, paths: Any, **options: Any) -> Summary:
+        """Index (and embed) files and folders: `storage.ingest.Ingester.add` with its options."""
+        from storage.ingest import Ingester
+
+        return Ingester(lambda: self.db).add(paths, **options)
 
     def change_passphrase(self, new_passphrase: str) -> None:
         """Re-wrap the same database key under a new passphrase (the database itself is not touched)."""

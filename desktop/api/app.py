@@ -27,6 +27,7 @@ from desktop.engine import models
 
 if TYPE_CHECKING:
     from desktop.engine import Engine
+    from desktop.engine.executor import Executor
     from storage.store import Store
 
 
@@ -51,6 +52,9 @@ class Backend:
     engine: Callable[[], Engine]
     store: Callable[[], Store] | None = None  # needed for hearth_docs / hearth_save only
     embedder: embeddings.Embedder | None = None  # default: the shared or bundled MiniLM, loaded lazily
+    # The engine executor chat jobs run on (`Services.engine_executor`, shared with the window when it hosts
+    # the API); None: the API makes its own thread (tests with a bare Engine).
+    executor: Executor | None = None
 
 
 @dataclass
@@ -63,10 +67,8 @@ class ApiState:
     embed_worker: ModelWorker = field(init=False)
 
     def __post_init__(self) -> None:
-        self.chat_worker = ModelWorker("chat", self.config.queue_capacity)
+        self.chat_worker = ModelWorker("chat", self.config.queue_capacity, self.backend.executor)
         self.embed_worker = ModelWorker("embeddings", self.config.embed_queue_capacity)
-        self.chat_worker.start()
-        self.embed_worker.start()
 
     def served_names(self) -> set[str]:
         return {ALIAS, self.config.model_name}

@@ -27,7 +27,7 @@ from desktop.api import schemas
 from desktop.api.errors import ApiError
 from desktop.api.queue import JobFailed, ModelWorker, QueueFull, Ticket, WorkerStopped
 from desktop.api.schemas import MAX_STOP_SEQUENCES, ChatCompletionRequest, ChatMessage
-from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Engine, Message, SamplingParams
+from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Message, SamplingParams, adapters
 from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from storage.errors import KnownError
 
@@ -151,7 +151,9 @@ def _text(m: ChatMessage, i: int) -> str:
 
 
 def job(state: ApiState, req: ChatCompletionRequest, turn: Turn, params: SamplingParams) -> Callable[[], Iterator]:
-    """The work the model worker runs: one Conversation turn, yielding ChatEvents (then Sources)."""
+    """The work the model worker runs on the engine executor: one Conversation turn, yielding ChatEvents
+    (then Sources). A `hearth_adapter` is an argument of the turn's one locked `Engine.chat` call, so no
+    other reply (the window's) can run on it and the user's active adapter is back when the turn ends."""
     backend = state.backend
 
     def work() -> Iterator[ChatEvent | Sources | SetupFailed]:
@@ -167,32 +169,15 @@ def job(state: ApiState, req: ChatCompletionRequest, turn: Turn, params: Samplin
         )
         conversation.history = list(turn.history)
         try:
-            if req.hearth_adapter is not None:
-                assert store is not None
-                _use_adapter(engine, store, req.hearth_adapter)
-            yield from conversation.stream(turn.question, params)
+            adapter = adapters.choice(store, req.hearth_adapter) if req.hearth_adapter is not None else None
+            yield from conversation.stream(turn.question, params, adapter=adapter)
         except KnownError as exc:  # unknown adapter, grounding failures; the engine reports its own as events
             yield ChatEvent("error", str(exc))
             return
-        finally:
-            if req.hearth_adapter is not None and store is not None:
-                engine.sync_adapter(store)  # back to the adapter the user made active
         if req.hearth_docs:
             yield Sources(conversation.last_sources)
 
     return work
-
-
-def _use_adapter(engine: Engine, store: Any, adapter_id: str) -> None:
-    """Apply the requested adapter for one request ("off": the base model); KnownError for an unknown id."""
-    if adapter_id == "off":
-        engine.use_adapter(None)
-        return
-    from personalize.registry import Registry
-
-    registry = Registry(store)
-    registry.get(adapter_id)  # KnownError naming the unknown id
-    engine.use_adapter(adapter_id, registry.gguf_bytes(adapter_id))
 
 
 def submit(

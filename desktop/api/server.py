@@ -45,8 +45,13 @@ class ApiServer:
     @classmethod
     def from_services(cls, services: Services, config: ApiConfig | None = None, port: int = DEFAULT_PORT) -> ApiServer:
         """The token comes from (or is created in) the encrypted store, which must be unlocked here."""
-        token = api_token(services.store())
-        return cls(Backend(engine=services.engine, store=services.store), token, config, port)
+        from desktop.engine.executor import StoreProxy
+
+        store = services.store()
+        token = api_token(store)
+        proxy = StoreProxy(services.store_executor, store)  # chat jobs run on the engine executor
+        backend = Backend(engine=services.engine, store=lambda: proxy, executor=services.engine_executor)
+        return cls(backend, token, config, port)
 
     @property
     def port(self) -> int:

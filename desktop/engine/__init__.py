@@ -8,6 +8,7 @@ their headers without loading them. Nothing here imports PySide6, torch or a fro
 from desktop.engine.llama import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_N_CTX,
+    AdapterChoice,
     ChatEvent,
     Engine,
     GenerationStats,
@@ -20,6 +21,7 @@ from desktop.engine.llama import (
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_N_CTX",
+    "AdapterChoice",
     "ChatEvent",
     "Engine",
     "GenerationStats",

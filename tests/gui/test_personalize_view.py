@@ -7,7 +7,7 @@ what was learned). The job tests start the real `python -m personalize.job` proc
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -18,19 +18,12 @@ import pytest
 
 LOAD_TIMEOUT_MS = 60_000
 JOB_TIMEOUT_MS = 180_000  # the job process imports torch and loads the base model on a shared 2-core machine
+_spec = importlib.util.spec_from_file_location("adapters", Path(__file__).parents[1] / "fixtures" / "adapters.py")
+assert _spec is not None and _spec.loader is not None
+_adapters = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_adapters)
+make_adapter = _adapters.make_adapter
 SMALL_JOB = json.dumps({"max_steps": 500, "seq_len": 64, "batch_size": 1, "threads": 1, "warmup_steps": 1})
-
-
-@functools.cache
-def bundled_base() -> tuple[Any, int]:
-    """The bundled model's BaseInfo and hidden size (read from its GGUF header once)."""
-    from gguf import GGUFReader
-
-    from personalize import base
-
-    info = base.inspect(base.bundled_gguf())
-    field = GGUFReader(info.path).fields["llama.embedding_length"]
-    return info, int(field.parts[field.data[0]][0])
 
 
 @pytest.fixture
@@ -44,35 +37,6 @@ def no_job_left() -> Iterator[None]:
     live = job.running()
     if live is not None:
         os.kill(int(live["pid"]), signal.SIGKILL)
-
-
-def make_adapter(store: Any, seed: int) -> str:
-    """Register a real adapter (attn_output of layer 0, rank 2) in `store`; returns its id."""
-    import numpy as np
-    import torch
-
-    from personalize import export_gguf
-    from personalize.registry import AdapterRecord, Registry, new_id
-
-    info, llama_embd = bundled_base()
-    rng = np.random.default_rng(seed)
-    prefix = "base_model.model.model.layers.0.self_attn.o_proj"
-    state = {
-        f"{prefix}.lora_A.weight": torch.from_numpy(rng.normal(0, 0.02, (2, llama_embd)).astype("float32")),
-        f"{prefix}.lora_B.weight": torch.from_numpy(rng.normal(0, 0.02, (llama_embd, 2)).astype("float32")),
-    }
-    gguf = export_gguf.to_gguf(state, 4.0, info)
-    record = AdapterRecord(
-        id=f"{new_id()}-{seed}",
-        created="2026-01-02T13:04:00",
-        base_sha256=info.sha256,
-        base_ppl=20.0,
-        adapter_ppl=20.0 - seed,
-        tokens_trained=1000 * seed,
-        steps=10,
-    )
-    Registry(store).add(gguf, state, record)
-    return record.id
 
 
 def add_adapters(app: Any, store_call: Any, count: int) -> list[str]:
