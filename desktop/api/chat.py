@@ -14,7 +14,6 @@ documents and (opt-in) saving work the same way everywhere. Mapping:
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,11 +57,6 @@ class Turn:
     question: str
 
 
-def documents_available() -> bool:
-    """Grounding needs the documents engineer's search and context builder; both are optional modules."""
-    return all(importlib.util.find_spec(name) is not None for name in ("storage.search", "desktop.engine.grounding"))
-
-
 def check_model(state: ApiState, name: str) -> str:
     """The model name to report back; 404 for an unknown name, 400 for a registered but not loaded one."""
     if name in state.served_names():
@@ -86,13 +80,8 @@ def prepare(state: ApiState, req: ChatCompletionRequest) -> tuple[Turn, Sampling
         raise ApiError(400, "tools (function calling) are not supported", "unsupported_parameter", "tools")
     if req.hearth_adapter is not None and state.backend.store is None:
         raise ApiError(501, "this server has no store holding adapters", "adapters_unavailable", "hearth_adapter")
-    if req.hearth_docs and (not documents_available() or state.backend.store is None):
-        raise ApiError(
-            501,
-            "document grounding is not available in this build of Hearth yet",
-            "documents_unavailable",
-            "hearth_docs",
-        )
+    if req.hearth_docs and state.backend.store is None:
+        raise ApiError(501, "this server has no store holding documents", "documents_unavailable", "hearth_docs")
     if req.hearth_save and state.backend.store is None:
         raise ApiError(501, "this server has no store to save chats in", "history_unavailable", "hearth_save")
     turn = _turn(req.messages)

@@ -40,7 +40,7 @@ from desktop.ui.chat_view import ChatView, Composer, MessageWidget, PaletteWatch
 from desktop.ui.dialogs import ApiPanel, PersonaDialog, SettingsDialog, UnlockDialog, WelcomePage
 from desktop.ui.docs_view import DocumentsView
 from desktop.ui.personalize_view import PersonalizeView
-from desktop.ui.session import ChatSession, api_available, documents_available
+from desktop.ui.session import ChatSession
 from desktop.ui.sidebar import Sidebar
 
 
@@ -89,10 +89,7 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(chat_page, "Chat")
         self.documents = DocumentsView()
-        index = self.tabs.addTab(self.documents, "Documents")
-        if not documents_available():
-            self.tabs.setTabEnabled(index, False)
-            self.tabs.setTabToolTip(index, "Documents are not available in this build yet")
+        self.tabs.addTab(self.documents, "Documents")
         self.personalize = PersonalizeView()
         self.tabs.addTab(self.personalize, "Personalize")
         splitter.addWidget(self.tabs)
@@ -112,12 +109,8 @@ class MainWindow(QMainWindow):
         self.title.setFont(font)
         row.addWidget(self.title, 1)
         self.docs_toggle = QCheckBox("Use my documents")
-        available = documents_available()
-        self.docs_toggle.setEnabled(available)
-        self.docs_toggle.setToolTip(
-            "Answer from your documents, with sources" if available else "Documents are not available yet"
-        )
-        self.docs_toggle.toggled.connect(lambda on: setattr(self.session, "use_docs", on))
+        self.docs_toggle.setToolTip("Answer from your documents, with sources")
+        self.docs_toggle.toggled.connect(lambda on: setattr(self.session.chats, "use_docs", on))
         row.addWidget(self.docs_toggle)
         self.persona_button = QPushButton("Persona…")
         self.persona_button.clicked.connect(self._edit_persona)
@@ -143,7 +136,7 @@ class MainWindow(QMainWindow):
         self.adapter_picker.setToolTip("Your personal adapter: what Hearth learned from your data")
         self.adapter_picker.addItem("Off", None)
         self.adapter_picker.activated.connect(
-            lambda index: self.session.activate_adapter(self.adapter_picker.itemData(index))
+            lambda index: self.session.personalization.activate(self.adapter_picker.itemData(index))
         )
         row.addWidget(self.adapter_picker)
         return bar
@@ -165,7 +158,7 @@ class MainWindow(QMainWindow):
         return box
 
     def _shortcuts(self) -> None:
-        QShortcut(QKeySequence("Ctrl+N"), self, activated=self.session.new_chat)
+        QShortcut(QKeySequence("Ctrl+N"), self, activated=self.session.chats.new_chat)
         QShortcut(QKeySequence("Ctrl+K"), self, activated=self.sidebar.focus_search)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.session.stop)
 
@@ -173,50 +166,52 @@ class MainWindow(QMainWindow):
         s = self.session
         s.store_did_open.connect(self._on_store_open)
         s.store_did_fail.connect(self._on_store_fail)
-        s.conversations_did_load.connect(self.sidebar.show_conversations)
-        s.conversation_did_open.connect(self._on_conversation_open)
-        s.conversation_did_create.connect(self._on_conversation_create)
-        s.search_did_finish.connect(self.sidebar.show_search_results)
+        s.chats.conversations_did_load.connect(self.sidebar.show_conversations)
+        s.chats.conversation_did_open.connect(self._on_conversation_open)
+        s.chats.conversation_did_create.connect(self._on_conversation_create)
+        s.chats.search_did_finish.connect(self.sidebar.show_search_results)
         s.models_did_load.connect(self._on_models)
         s.engine_will_load.connect(lambda name: self._say(f"Loading {name or 'the model'}…"))
         s.engine_did_load.connect(lambda name: self._say(f"{name} ready"))
         s.engine_did_fail.connect(self._on_engine_fail)
-        s.generation_will_start.connect(self._on_generation_start)
-        s.generation_did_stream.connect(self._on_stream)
-        s.generation_did_finish.connect(self._on_generation_finish)
+        s.chats.generation_will_start.connect(self._on_generation_start)
+        s.chats.generation_did_stream.connect(self._on_stream)
+        s.chats.generation_did_finish.connect(self._on_generation_finish)
         s.action_did_succeed.connect(self._say)
         s.action_did_fail.connect(self._on_action_fail)
         if s.passphrase is not None:
             s.passphrase.passphrase_will_ask.connect(self._ask_passphrase)
-        self.sidebar.chat_will_create.connect(s.new_chat)
-        self.sidebar.conversation_will_open.connect(s.open_conversation)
-        self.sidebar.conversation_will_rename.connect(s.rename)
-        self.sidebar.conversation_will_delete.connect(s.delete)
-        self.sidebar.search_will_run.connect(s.search)
+        self.sidebar.chat_will_create.connect(s.chats.new_chat)
+        self.sidebar.conversation_will_open.connect(s.chats.open)
+        self.sidebar.conversation_will_rename.connect(s.chats.rename)
+        self.sidebar.conversation_will_delete.connect(s.chats.delete)
+        self.sidebar.search_will_run.connect(s.chats.search)
         self.sidebar.settings_will_open.connect(self.open_settings)
         self.composer.message_will_send.connect(self._send)
         self.documents.documents_will_add.connect(self._add_documents)
-        self.documents.document_will_forget.connect(s.forget_document)
-        self.documents.ingest_will_stop.connect(s.stop_ingest)
-        s.documents_did_load.connect(self.documents.show_documents)
-        s.ingest_did_progress.connect(self.documents.show_progress)
-        s.ingest_did_finish.connect(self.documents.show_summary)
-        s.api_did_change.connect(self._on_api)
+        self.documents.document_will_forget.connect(s.documents.forget)
+        self.documents.ingest_will_stop.connect(s.documents.stop_ingest)
+        s.documents.documents_did_load.connect(self.documents.show_documents)
+        s.documents.ingest_did_progress.connect(self.documents.show_progress)
+        s.documents.ingest_did_finish.connect(self.documents.show_summary)
+        s.api.api_did_change.connect(self._on_api)
         p = self.personalize
         p.personalize_will_start.connect(self._start_personalization)
-        p.personalize_will_pause.connect(s.pause_personalization)
-        p.personalize_will_cancel.connect(s.cancel_personalization)
-        p.adapter_will_activate.connect(s.activate_adapter)
-        p.adapter_will_rollback.connect(s.rollback_adapter)
+        p.personalize_will_pause.connect(s.personalization.pause)
+        p.personalize_will_cancel.connect(s.personalization.cancel)
+        p.adapter_will_activate.connect(s.personalization.activate)
+        p.adapter_will_rollback.connect(s.personalization.rollback)
         p.adapter_will_delete.connect(self._delete_adapter)
-        s.adapters_did_load.connect(self._on_adapters)
-        s.adapter_did_activate.connect(self._on_adapter_activate)
-        s.adapter_did_fail.connect(lambda message: self._say(f"Personal adapter not applied: {message}"))
-        s.personalize_did_progress.connect(p.show_status)
-        s.personalize_did_progress.connect(self._on_learning)
-        s.personalize_did_finish.connect(self._on_personalize_finish)
+        s.personalization.adapters_did_load.connect(self._on_adapters)
+        s.personalization.adapter_did_activate.connect(self._on_adapter_activate)
+        s.personalization.adapter_did_fail.connect(
+            lambda message: self._say(f"Personal adapter not applied: {message}")
+        )
+        s.personalization.personalize_did_progress.connect(p.show_status)
+        s.personalization.personalize_did_progress.connect(self._on_learning)
+        s.personalization.personalize_did_finish.connect(self._on_personalize_finish)
         self._api_state: dict[str, Any] = {"running": False}
-        self.chat.regenerate_will_start.connect(s.regenerate)
+        self.chat.regenerate_will_start.connect(s.chats.regenerate)
         self._palette_watcher = PaletteWatcher(self)
         self._palette_watcher.palette_did_change.connect(self._rerender)
         app = QApplication.instance()
@@ -269,21 +264,21 @@ class MainWindow(QMainWindow):
         self.chat.show_messages(conversation["messages"])
         self.title.setText(conversation["title"] or "New chat")
         self.sidebar.select(conversation["id"])
-        self._set_busy(self.session.generating)
+        self._set_busy(self.session.chats.generating)
         self.composer.setFocus()
 
     def _on_conversation_create(self, conversation_id: int) -> None:
         self.sidebar.select(conversation_id)
-        self.session.refresh_conversations()
+        self.session.chats.refresh()
 
     def _send(self, text: str) -> None:
-        if self.session.send(text):
+        if self.session.chats.send(text):
             self.composer.clear()
 
     def _on_generation_start(self, text: str) -> None:
         self.chat.add("user", text)
         self._answer = self.chat.add("assistant", "", "complete")
-        if self.session.conversation_id is None:
+        if self.session.chats.conversation_id is None:
             self.title.setText(" ".join(text.split())[:60])
         self._set_busy(True)
 
@@ -299,7 +294,7 @@ class MainWindow(QMainWindow):
             if not answer.text:
                 answer.append("")
         self._set_busy(False)
-        self.sidebar.select(self.session.conversation_id)
+        self.sidebar.select(self.session.chats.conversation_id)
 
     def _set_busy(self, busy: bool) -> None:
         ready = self.session.store_ready
@@ -309,7 +304,7 @@ class MainWindow(QMainWindow):
         self.model_picker.setEnabled(not busy)
         self.adapter_picker.setEnabled(not busy)
         self.chat.set_busy(busy)
-        has_conversation = self.session.conversation_id is not None
+        has_conversation = self.session.chats.conversation_id is not None
         self.export_button.setEnabled(has_conversation and not busy)
 
     # -- documents and API ----------------------------------------------------------------------------
@@ -318,7 +313,7 @@ class MainWindow(QMainWindow):
         if not self.session.store_ready:
             return
         self.documents.set_busy(True)
-        self.session.add_documents(paths)
+        self.session.documents.add(paths)
 
     def _on_api(self, state: dict[str, Any]) -> None:
         self._api_state = state
@@ -338,7 +333,7 @@ class MainWindow(QMainWindow):
         """The trainer is another process and opens the store itself: with passphrase custody it needs
         the passphrase, which this window does not keep, so ask for it (it goes through a pipe)."""
         if custody != "passphrase" or os.environ.get("HEARTH_PASSPHRASE"):
-            self.session.start_personalization(None)
+            self.session.personalization.start(None)
             return
         text, ok = QInputDialog.getText(
             self,
@@ -347,14 +342,14 @@ class MainWindow(QMainWindow):
             QLineEdit.EchoMode.Password,
         )
         if ok and text:
-            self.session.start_personalization(text)
+            self.session.personalization.start(text)
 
     def _delete_adapter(self, adapter_id: str) -> None:
         answer = QMessageBox.question(
             self, "Delete adapter", f"Delete adapter version {adapter_id}? This cannot be undone."
         )
         if answer == QMessageBox.StandardButton.Yes:
-            self.session.delete_adapter(adapter_id)
+            self.session.personalization.delete(adapter_id)
 
     def _on_adapters(self, records: list[Any]) -> None:
         self.personalize.show_adapters(records)
@@ -372,7 +367,7 @@ class MainWindow(QMainWindow):
         self.adapter_picker.setCurrentIndex(max(index, 0))
 
     def _on_learning(self, status: dict[str, Any]) -> None:
-        learning = self.session.job_running
+        learning = self.session.personalization.job_running
         self.tray_text = "Hearth is learning" if learning else "Hearth"
         if learning and status.get("state") == "training" and status.get("max_steps"):
             self.tray_text += f" (step {status.get('step', 0)} of {status['max_steps']})"
@@ -414,21 +409,21 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, "Model not loaded", message)
 
     def _edit_persona(self) -> None:
-        dialog = PersonaDialog(self.session.system_prompt or "", self.session.default_system_prompt, self)
-        dialog.accepted.connect(lambda: self.session.set_persona(dialog.value()))
+        dialog = PersonaDialog(self.session.chats.system_prompt or "", self.session.chats.default_system_prompt, self)
+        dialog.accepted.connect(lambda: self.session.chats.set_persona(dialog.value()))
         dialog.open()
 
     def _export(self, fmt: str) -> None:
-        cid = self.session.conversation_id
+        cid = self.session.chats.conversation_id
         if cid is None:
             return
-        title = self.session.conversation_title or "conversation"
+        title = self.session.chats.conversation_title or "conversation"
         safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip() or "conversation"
         suffix = ".md" if fmt == "md" else ".json"
         kind = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
         name, _ = QFileDialog.getSaveFileName(self, "Export conversation", str(Path.home() / (safe + suffix)), kind)
         if name:
-            self.session.export(cid, Path(name), fmt)
+            self.session.chats.export(cid, Path(name), fmt)
 
     def open_settings(self) -> SettingsDialog | None:
         if not self.session.store_ready:
@@ -441,11 +436,11 @@ class MainWindow(QMainWindow):
 
         dialog = SettingsDialog(
             threads=self.session.threads or physical_cores(),
-            default_persona=self.session.default_system_prompt,
+            default_persona=self.session.chats.default_system_prompt,
             custody=custody,
             on_import=self.session.import_model,
             on_threads=self.session.set_threads,
-            on_default_persona=self.session.set_default_persona,
+            on_default_persona=self.session.chats.set_default_persona,
             on_passphrase=self.session.change_passphrase,
             api_panel=self._build_api_panel(),
             parent=self,
@@ -454,12 +449,10 @@ class MainWindow(QMainWindow):
         self.settings_dialog = dialog
         dialog.open()
 
-    def _build_api_panel(self) -> ApiPanel | None:
-        if not api_available():
-            return None
+    def _build_api_panel(self) -> ApiPanel:
         panel = ApiPanel(self._api_state)
-        panel.api_will_toggle.connect(self.session.set_api)
-        panel.token_will_rotate.connect(self.session.rotate_api_token)
+        panel.api_will_toggle.connect(self.session.api.set)
+        panel.token_will_rotate.connect(self.session.api.rotate_token)
         self.api_panel = panel
         return panel
 

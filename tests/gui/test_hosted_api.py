@@ -27,8 +27,8 @@ def test_window_reply_and_hosted_api_request_run_without_cutting_each_other_off(
     qtbot: Any, app: Any, store_call: Any
 ) -> None:
     adapter = store_call(app.session, lambda s: adapters.make_adapter(s, 2))
-    with qtbot.waitSignal(app.session.api_did_change, timeout=60_000) as started:
-        app.session.set_api(True)
+    with qtbot.waitSignal(app.session.api.api_did_change, timeout=60_000) as started:
+        app.session.api.set(True)
     api = started.args[0]
     assert api["running"], api
     client = openai.OpenAI(base_url=api["url"], api_key=api["token"], max_retries=0, timeout=300)
@@ -56,24 +56,24 @@ def test_window_reply_and_hosted_api_request_run_without_cutting_each_other_off(
         result["text"], result["finish"] = "".join(pieces), finish
         streaming.set()
 
-    app.session.max_tokens = 400
-    with qtbot.waitSignal(app.session.generation_did_stream, timeout=ANSWER_TIMEOUT_MS):
-        assert app.session.send("Write a very long story about a lighthouse keeper.")
+    app.session.chats.max_tokens = 400
+    with qtbot.waitSignal(app.session.chats.generation_did_stream, timeout=ANSWER_TIMEOUT_MS):
+        assert app.session.chats.send("Write a very long story about a lighthouse keeper.")
     thread = threading.Thread(target=request)
     thread.start()  # queued behind the window's reply on the engine executor
-    with qtbot.waitSignal(app.session.generation_did_finish, timeout=ANSWER_TIMEOUT_MS) as stopped:
+    with qtbot.waitSignal(app.session.chats.generation_did_finish, timeout=ANSWER_TIMEOUT_MS) as stopped:
         app.session.stop()  # what Esc calls
     assert stopped.args[0]["status"] == "interrupted"
 
     qtbot.waitUntil(streaming.is_set, timeout=ANSWER_TIMEOUT_MS)
     app.session.stop()  # Esc while the API request streams: not the window's reply, so nothing to stop
-    app.session.max_tokens = 8
-    with qtbot.waitSignal(app.session.generation_did_finish, timeout=ANSWER_TIMEOUT_MS) as window_reply:
-        assert app.session.send("Say hello.")  # queued behind the API request, runs after it
+    app.session.chats.max_tokens = 8
+    with qtbot.waitSignal(app.session.chats.generation_did_finish, timeout=ANSWER_TIMEOUT_MS) as window_reply:
+        assert app.session.chats.send("Say hello.")  # queued behind the API request, runs after it
     thread.join(timeout=ANSWER_TIMEOUT_MS / 1000)
     assert "error" not in result, result
     assert result["finish"] == "length" and result["text"], result  # not cut off by either Esc
     assert window_reply.args[0]["status"] == "complete", window_reply.args[0]
     assert app.session.engine_worker.call(lambda: app.services.engine().adapter_id) is None
-    with qtbot.waitSignal(app.session.api_did_change, timeout=60_000):
-        app.session.set_api(False)
+    with qtbot.waitSignal(app.session.api.api_did_change, timeout=60_000):
+        app.session.api.set(False)

@@ -57,8 +57,8 @@ def test_versions_are_listed_and_switch_the_live_model(
     first, second = add_adapters(app, store_call, 2)
     view = app.window.personalize
     app.window.tabs.setCurrentWidget(view)
-    with qtbot.waitSignal(app.session.adapters_did_load, timeout=30_000):
-        app.session.load_adapters()
+    with qtbot.waitSignal(app.session.personalization.adapters_did_load, timeout=30_000):
+        app.session.personalization.load()
     assert [r.id for r in view.records] == [second, first]  # newest first
     assert view.table.item(0, 3).text() == "20.00" and view.table.item(0, 4).text() == "18.00"
     assert view.table.item(0, 5).text() == "+10.0%"
@@ -82,7 +82,7 @@ def test_versions_are_listed_and_switch_the_live_model(
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     view.select(second)
-    with qtbot.waitSignal(app.session.adapters_did_load, timeout=30_000):
+    with qtbot.waitSignal(app.session.personalization.adapters_did_load, timeout=30_000):
         view.delete_button.click()
     assert [r.id for r in view.records] == [first]
     assert store_call(app.session, lambda s: [r.id for r in Registry(s).list()]) == [first]
@@ -91,9 +91,11 @@ def test_versions_are_listed_and_switch_the_live_model(
 def test_the_adapter_stays_on_when_the_model_reloads(qtbot: Any, app: Any, store_call: Any) -> None:
     """Changing the thread count reloads the model (Services.reload_engine); the adapter comes back."""
     (adapter,) = add_adapters(app, store_call, 1)
-    with qtbot.waitSignal(app.session.adapter_did_activate, timeout=30_000):
-        app.session.activate_adapter(adapter)
-    with qtbot.waitSignals([app.session.engine_did_load, app.session.adapter_did_activate], timeout=LOAD_TIMEOUT_MS):
+    with qtbot.waitSignal(app.session.personalization.adapter_did_activate, timeout=30_000):
+        app.session.personalization.activate(adapter)
+    with qtbot.waitSignals(
+        [app.session.engine_did_load, app.session.personalization.adapter_did_activate], timeout=LOAD_TIMEOUT_MS
+    ):
         app.session.set_threads(1)
     assert app.session.threads == 1
     assert live_adapter(app) == adapter
@@ -109,8 +111,8 @@ def test_a_corrupt_active_adapter_is_refused_and_the_chat_keeps_the_base(qtbot: 
         Registry(store).set_active(good)
 
     store_call(app.session, corrupt)
-    with qtbot.waitSignal(app.session.adapter_did_fail, timeout=30_000) as failed:
-        app.session.sync_adapter()
+    with qtbot.waitSignal(app.session.personalization.adapter_did_fail, timeout=30_000) as failed:
+        app.session.personalization.sync()
     assert "corrupt" in failed.args[0]
     qtbot.waitUntil(lambda: "not applied" in app.window.status.text())
     assert live_adapter(app) is None
@@ -128,7 +130,7 @@ def test_the_active_adapter_is_applied_when_the_app_starts(
         Registry(store).set_active(adapter)
     services, session, window = make_window()
     try:
-        with qtbot.waitSignal(session.adapter_did_activate, timeout=LOAD_TIMEOUT_MS) as applied:
+        with qtbot.waitSignal(session.personalization.adapter_did_activate, timeout=LOAD_TIMEOUT_MS) as applied:
             window.start()
         assert applied.args == [adapter]
         qtbot.waitUntil(lambda: window.adapter_picker.currentData() == adapter)
@@ -145,12 +147,12 @@ def test_personalize_runs_in_another_process_and_says_when_data_is_too_little(
 
     view = app.window.personalize
     app.window.tabs.setCurrentWidget(view)
-    with qtbot.waitSignal(app.session.personalize_did_start, timeout=10_000) as started:
+    with qtbot.waitSignal(app.session.personalization.personalize_did_start, timeout=10_000) as started:
         view.start_button.click()
     pid = started.args[0]
     assert pid != os.getpid()
     assert app.window.tray_text.startswith("Hearth is learning")
-    with qtbot.waitSignal(app.session.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
+    with qtbot.waitSignal(app.session.personalization.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
         pass
     status = finished.args[0]
     assert status["state"] == "failed" and "Not enough text" in status["error"]
@@ -181,8 +183,8 @@ def test_cancel_stops_the_background_job(
     store_call(app.session, write_chats)
     view = app.window.personalize
     app.window.tabs.setCurrentWidget(view)
-    app.session.job_config = SMALL_JOB
-    with qtbot.waitSignal(app.session.personalize_did_start, timeout=10_000) as started:
+    app.session.personalization.job_config = SMALL_JOB
+    with qtbot.waitSignal(app.session.personalization.personalize_did_start, timeout=10_000) as started:
         view.start_button.click()
     pid = started.args[0]
     assert pid != os.getpid()
@@ -202,7 +204,7 @@ def test_cancel_stops_the_background_job(
     timer.stop()
     assert len(gaps) > 10 and max(gaps) < 100, f"the GUI thread stalled for {max(gaps)} ms while the job started"
     assert view.cancel_button.isEnabled() and not view.start_button.isEnabled()
-    with qtbot.waitSignal(app.session.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
+    with qtbot.waitSignal(app.session.personalization.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
         view.cancel_button.click()
     assert finished.args[0]["state"] == "cancelled"
     assert job.running() is None
