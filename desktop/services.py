@@ -5,15 +5,14 @@ encrypted database) → engine (loads the chat model) → front end. Store and e
 `hearth doctor` or `hearth models list` never pay for a model load or a passphrase prompt, and closed in
 `close()`, the single place where shutdown is wired: executors first (engine, then store, so a reply saving
 through the store executor can finish), then the engine, then the store. Front ends (CLI, window, API)
-receive one `Services` and ask it for what they need; nothing else constructs a Store, an Engine or an
-executor. The single-threaded CLI uses `store()` and `engine()` directly; the window and the API submit
+receive one `Services` and ask it for what they need; nothing else constructs a Store, an Engine or their
+executors. The single-threaded CLI uses `store()` and `engine()` directly; the window and the API submit
 their work to `store_executor` and `engine_executor`, the only threads that touch those objects.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,18 +23,16 @@ from storage.errors import KnownError
 
 if TYPE_CHECKING:
     from desktop.engine import Engine
+    from storage.keys import PassphraseSource
     from storage.store import Store
 
 log = logging.getLogger("hearth")
-
-# Asked for the passphrase: gets first_run (set a new one vs. enter the existing one), returns it.
-PassphrasePrompt = Callable[[bool], str]
 
 
 class Services:
     def __init__(
         self,
-        passphrase: str | PassphrasePrompt | None = None,
+        passphrase: PassphraseSource = None,
         model_path: Path | None = None,
         n_ctx: int | None = None,
         threads: int | None = None,
@@ -62,7 +59,7 @@ class Services:
         assert self._engine is not None
         return self._engine
 
-    def set_passphrase_source(self, source: str | PassphrasePrompt | None) -> None:
+    def set_passphrase_source(self, source: PassphraseSource) -> None:
         """Who answers the store's passphrase question (the GUI swaps the CLI's terminal prompt for a dialog)."""
         self._passphrase = source
 

@@ -149,9 +149,10 @@ def run(
 def open_llama(path: Path, n_ctx: int = 512) -> Any:
     """A private llama.cpp instance for evaluation (batch = context, so one window is one decode)."""
     import llama_cpp
-    import psutil
 
-    threads = psutil.cpu_count(logical=False) or 1
+    from storage.machine import physical_cores
+
+    threads = physical_cores()
     return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, verbose=False)
 
 

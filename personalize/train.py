@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -95,10 +94,11 @@ def use_bf16(cfg: TrainConfig) -> bool:
 
 
 def set_threads(cfg: TrainConfig) -> int:
-    import psutil
     import torch
 
-    threads = cfg.threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    from storage.machine import physical_cores
+
+    threads = cfg.threads or physical_cores()
     torch.set_num_threads(threads)
     return threads
 

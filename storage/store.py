@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -269,6 +268,3 @@ class _Lock:
             with contextlib.suppress(OSError):
                 self._handle.close()
             self._handle = None
-
-
-PassphrasePrompt = Callable[[bool], str]

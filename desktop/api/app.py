@@ -1,9 +1,10 @@
 """The FastAPI application: routes, error handlers and the security middleware, around one `ApiState`.
 
 `ApiState` holds what outlives a request: the configuration, the way to reach the engine and the store
-(`Backend`, getters so nothing loads before it is needed), the token, and the two single-thread workers
-(chat model, embedder). `desktop.api.server.ApiServer` builds one, serves `create_app(state)` with uvicorn
-and closes it; tests can do the same with any ASGI client.
+(`Backend`, getters so nothing loads before it is needed), the token, and the two request lines (chat jobs
+on the engine executor `Backend.executor`, embeddings on a thread of their own).
+`desktop.api.server.ApiServer` builds one, serves `create_app(state)` with uvicorn and closes it; tests can
+do the same with any ASGI client.
 """
 
 from __future__ import annotations

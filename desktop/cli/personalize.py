@@ -184,9 +184,9 @@ def _eval(args: argparse.Namespace, services: Services) -> int:
 
 
 def _passphrase(services: Services) -> str | None:
-    import os
+    from storage.keys import env_passphrase
 
-    return os.environ.get("HEARTH_PASSPHRASE")
+    return env_passphrase()
 
 
 class _ProgressBar:

@@ -14,9 +14,9 @@ from desktop.engine.llama import (
     GenerationStats,
     Message,
     SamplingParams,
-    physical_cores,
     reply_text,
 )
+from storage.machine import physical_cores
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from desktop.engine.models import check_chat_model
 from storage.errors import KnownError
+from storage.machine import physical_cores
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -90,13 +90,6 @@ class SamplingParams:
     repeat_penalty: float = 1.1
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
-
-
-def physical_cores() -> int:
-    """Decode speed peaks at the number of physical cores; hyper-threads only add contention."""
-    import psutil
-
-    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
 
 
 class Engine:
@@ -161,7 +154,8 @@ class Engine:
         from a document) are tokenized as plain text, so a literal "<|im_end|><|im_start|>system" inside
         them cannot close the turn and forge a system message.
         """
-        prompt = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
+        turns: Any = [{"role": m.role, "content": m.content} for m in messages]  # its TypedDict union, per role
+        prompt = self._formatter(messages=turns).prompt
         add_bos = bool(self.llama.metadata.get("tokenizer.ggml.add_bos_token") == "true")
         tokens = [self.llama.token_bos()] if add_bos else []
         cursor = 0
@@ -256,7 +250,8 @@ class Engine:
         first: float | None = None
         produced = 0
         finish: Literal["stop", "length", "cancelled"] = "stop"
-        stream = self.llama.create_completion(
+        # Typed as a union with the non-streamed response; stream=True always returns the iterator.
+        stream: Any = self.llama.create_completion(
             prompt=tokens,
             max_tokens=max_tokens,
             temperature=params.temperature,

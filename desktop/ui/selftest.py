@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.services import Services
+from storage.keys import env_passphrase
 
 QUESTION = "In one short sentence, what is a hearth?"
 DEADLINE_S = 180.0
@@ -47,7 +48,7 @@ def _run(services: Services, screenshot: str | None) -> int:
     session: Any
     window: Any
     session, window = build_window(services)
-    if not os.environ.get("HEARTH_PASSPHRASE"):
+    if not env_passphrase():
         session.passphrase.passphrase_will_ask.connect(
             lambda _first: _fail(app, state, "this store needs a passphrase: set HEARTH_PASSPHRASE for the self-test")
         )

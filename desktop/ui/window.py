@@ -3,11 +3,13 @@
 Pages (a QStackedWidget): the first-run welcome, then the tabs (chat, documents, personalize). A tray icon,
 where the desktop has a tray, says when Hearth is learning. Shortcuts: Ctrl+N new chat, Ctrl+K search,
 Esc stop, Enter send / Shift+Enter newline (in the composer).
+
+Past ~400 lines on purpose: it is only wiring (each widget to its `ChatSession` feature, read top to bottom);
+the widgets themselves live in sidebar.py, chat_view.py, docs_view.py, personalize_view.py and dialogs.py.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -332,7 +334,9 @@ class MainWindow(QMainWindow):
     def _start_with_custody(self, custody: str) -> None:
         """The trainer is another process and opens the store itself: with passphrase custody it needs
         the passphrase, which this window does not keep, so ask for it (it goes through a pipe)."""
-        if custody != "passphrase" or os.environ.get("HEARTH_PASSPHRASE"):
+        from storage.keys import env_passphrase
+
+        if custody != "passphrase" or env_passphrase():
             self.session.personalization.start(None)
             return
         text, ok = QInputDialog.getText(

@@ -71,7 +71,7 @@ def test_one_callers_stop_does_not_stop_another(engine: Engine) -> None:
 def test_a_reply_is_saved_in_batches_and_whole(engine: Engine, store: Any, monkeypatch: Any) -> None:
     from desktop.engine import conversation as module
 
-    monkeypatch.setattr(module, "SAVE_BATCH_S", 60.0)  # one batch however fast this machine decodes
+    monkeypatch.setattr(module, "SAVE_BATCH_S", float("inf"))  # one batch however slow this machine decodes
     appends: list[str] = []
     real = store.chats.append_to_message
     monkeypatch.setattr(store.chats, "append_to_message", lambda mid, delta: (appends.append(delta), real(mid, delta)))
@@ -80,3 +80,33 @@ def test_a_reply_is_saved_in_batches_and_whole(engine: Engine, store: Any, monke
     saved = store.chats.messages(conversation.conversation_id)[-1]
     assert saved["content"] == "".join(shown) and saved["status"] == "complete"
     assert len(shown) > 2 and len(appends) == 1, "the reply was not saved as one batch"
+
+
+def test_grounding_uses_the_injected_retrieve(engine: Engine) -> None:
+    """The window and the API inject retrieval instead of subclassing: whatever `retrieve` finds grounds the reply."""
+    from storage.search import Hit
+
+    asked: list[str] = []
+    passage = Hit(
+        chunk_id=1,
+        document_id=1,
+        source="/notes/boat.txt",
+        title="boat.txt",
+        location="lines 1-1",
+        page=None,
+        heading="",
+        text="The boat called Zanzibar sails on Tuesdays.",
+        score=1.0,
+        similarity=0.9,
+        keyword=True,
+        terms_matched=1.0,
+    )
+
+    def retrieve(question: str) -> list[Hit]:
+        asked.append(question)
+        return [passage]
+
+    conversation = Conversation(engine, save=False, use_docs=True, retrieve=retrieve)
+    reply = conversation.ask("When does the boat sail?", SamplingParams(temperature=0, max_tokens=8))
+    assert asked == ["When does the boat sail?"]
+    assert [s["source"] for s in reply.sources] == ["/notes/boat.txt"]

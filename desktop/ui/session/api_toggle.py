@@ -95,7 +95,8 @@ class ApiToggle(QObject):
         return engine
 
     def close(self) -> None:
-        if self._server is not None:
-            self._worker.submit(self._stop)
+        """Stop the server (waiting for it here: a queued stop would be dropped by the executor's close)."""
         self._worker.close()
+        if self._server is not None:
+            self._executor.call(self._stop)
         self._executor.close()
