@@ -12,6 +12,7 @@ re-index (see migrations.m002); `search` first indexes any rows changed since th
 
 from __future__ import annotations
 
+import builtins  # `Chats.list` shadows the builtin in annotations inside the class
 import json
 from collections.abc import Callable
 from typing import Any
@@ -59,7 +60,7 @@ class Chats:
         sql = """SELECT c.id, c.title, c.system_prompt, c.created, c.updated,
                         (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
                  FROM conversations c ORDER BY c.updated DESC, c.id DESC"""
-        params: list[Any] = []
+        params: builtins.list[Any] = []
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -78,7 +79,7 @@ class Chats:
             if db.execute("DELETE FROM conversations WHERE id = ?", [conversation_id]).rowcount == 0:
                 raise KnownError(f"there is no conversation {conversation_id}")
 
-    def _update_conversation(self, conversation_id: int, assignment: str, params: list[Any]) -> None:
+    def _update_conversation(self, conversation_id: int, assignment: str, params: builtins.list[Any]) -> None:
         with self._db().atomic() as db:
             cursor = db.execute(
                 f"UPDATE conversations SET {assignment}, updated = ? WHERE id = ?", [*params, now(), conversation_id]
@@ -88,7 +89,7 @@ class Chats:
 
     # -- messages -----------------------------------------------------------------------------------
 
-    def messages(self, conversation_id: int) -> list[dict[str, Any]]:
+    def messages(self, conversation_id: int) -> builtins.list[dict[str, Any]]:
         rows = (
             self._db()
             .execute(
@@ -157,7 +158,7 @@ class Chats:
         with self._db().atomic() as db:
             db.execute("DELETE FROM messages WHERE id = ?", [message_id])
 
-    def _update_message(self, message_id: int, assignments: str, params: list[Any]) -> None:
+    def _update_message(self, message_id: int, assignments: str, params: builtins.list[Any]) -> None:
         with self._db().atomic() as db:
             cursor = db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", [*params, message_id])
             if cursor.rowcount == 0:
@@ -165,7 +166,7 @@ class Chats:
 
     # -- search -------------------------------------------------------------------------------------
 
-    def search(self, text: str, limit: int = 50, marks: tuple[str, str] = ("[", "]")) -> list[dict[str, Any]]:
+    def search(self, text: str, limit: int = 50, marks: tuple[str, str] = ("[", "]")) -> builtins.list[dict[str, Any]]:
         """Messages containing `text` (case- and accent-insensitive substring), best match first.
 
         Each hit: conversation_id, title, message_id, role, snippet, updated. The whole query is one FTS5

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +98,7 @@ class Conversation:
         params: SamplingParams | None = None,
         should_stop: Callable[[], bool] | None = None,
         adapter: AdapterChoice | None = None,
-    ) -> Iterator[ChatEvent]:
+    ) -> Generator[ChatEvent, None, None]:
         """Send text; yield the reply's events, each text event after its batch was saved."""
         system = self.system_prompt
         self.last_sources = []
