@@ -163,6 +163,11 @@ class Documents:
         )
         return [FileRecord(*r) for r in rows]
 
+    def chunk_texts(self) -> list[tuple[int, str]]:
+        """(document_id, text) of every chunk, each document's chunks in reading order (training input)."""
+        sql = "SELECT document_id, text FROM doc_chunks ORDER BY document_id, seq"
+        return [(int(r[0]), str(r[1])) for r in self._db().execute(sql).fetchall()]
+
     def paths(self) -> list[str]:
         return [r[0] for r in self._db().execute("SELECT path FROM doc_files ORDER BY path").fetchall()]
 

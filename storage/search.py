@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -252,13 +251,7 @@ def _coverage(terms: list[str], text: str) -> float:
     return round(sum(t[: max(4, len(t) - 2)] in lower for t in terms) / len(terms), 3)  # crude stem match
 
 
-_searchers: weakref.WeakKeyDictionary[Any, Searcher] = weakref.WeakKeyDictionary()
-
-
 def search(store: Any, query: str, k: int = 5, per_document: int = 1) -> list[Hit]:
-    """Search a Store's documents, reusing one Searcher (and its vector cache) per open store."""
-    searcher = _searchers.get(store)
-    if searcher is None:
-        ref = weakref.ref(store)  # a strong reference in the value would keep the key alive forever
-        searcher = _searchers[store] = Searcher(lambda: ref().db)
-    return searcher.search(query, k=k, per_document=per_document)
+    """Search a Store's documents: `store.search(...)`, kept for callers of the module function."""
+    result: list[Hit] = store.search(query, k=k, per_document=per_document)
+    return result

@@ -72,7 +72,6 @@ class _Bar:
 
 
 def add_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.ingest import Ingester
 
     if args.max_size <= 0:
         raise KnownError("--max-size must be a positive number of megabytes")
@@ -86,8 +85,7 @@ def add_command(args: argparse.Namespace, services: Services) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        ingester = Ingester(lambda: services.store().db)
-        summary = ingester.add(
+        summary = services.store().ingest(
             args.paths,
             include=args.include,
             exclude=args.exclude,
@@ -128,13 +126,12 @@ def add_command(args: argparse.Namespace, services: Services) -> int:
 
 
 def docs_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.documents import Documents
-
-    docs = Documents(lambda: services.store().db)
+    store = services.store()
+    docs = store.documents
     if args.prune:
         from storage.ingest import Ingester
 
-        for path in Ingester(lambda: services.store().db).forget_missing():
+        for path in Ingester(lambda: store.db).forget_missing():
             print(f"forgot {path} (file no longer exists)", file=sys.stderr)
     failed = docs.failures()
     if args.failed:
@@ -161,19 +158,15 @@ def docs_command(args: argparse.Namespace, services: Services) -> int:
 
 
 def forget_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.documents import Documents
-
-    for path in Documents(lambda: services.store().db).forget(args.doc):
+    for path in services.store().documents.forget(args.doc):
         print(f"forgot {path}")
     return 0
 
 
 def search_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.search import Searcher
-
     if args.k < 1:
         raise KnownError("-k must be at least 1")
-    hits = Searcher(lambda: services.store().db).search(args.query, k=args.k)
+    hits = services.store().search(args.query, k=args.k)
     if args.json:
         print(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=2))
         return 0

@@ -4,8 +4,11 @@ Each message is a rich-text QLabel (selectable, links active) re-rendered from i
 text streams in; only the last bubble changes while a reply streams. Opening a conversation renders its
 last `FIRST_PAINT` messages, paints, then fills a `PAGE` right after; older pages are added when the user
 scrolls to the top (or clicks "Show earlier"), so opening a 500-message chat costs what opening a short
-one does. The text column stops widening at a
-readable measure. The view keeps following the newest text unless the user has scrolled up to read.
+one does. The text column stops widening at a readable measure. The view keeps following the newest text
+unless the user has scrolled up to read.
+
+Past ~400 lines on purpose: the bubble, its branch and stats line, the paged view and the composer share
+one render path (Markdown to rich text, the palette, the width measure); each class is short on its own.
 """
 
 from __future__ import annotations

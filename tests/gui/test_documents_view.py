@@ -5,13 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from desktop.ui.session import documents_available
-
-pytestmark = pytest.mark.skipif(not documents_available(), reason="the documents feature is not in this build")
 INGEST_TIMEOUT_MS = 300_000  # the first run loads the embedding model
 
 
@@ -35,7 +31,7 @@ def test_drop_lists_documents_and_explains_failures(qtbot: Any, app: Any, tmp_pa
     bad.write_bytes(b"%PDF-1.4 this is not really a pdf")
     view = app.window.documents
     app.window.tabs.setCurrentWidget(view)
-    with qtbot.waitSignal(app.session.ingest_did_finish, timeout=INGEST_TIMEOUT_MS) as finished:
+    with qtbot.waitSignal(app.session.documents.ingest_did_finish, timeout=INGEST_TIMEOUT_MS) as finished:
         drop(view, [good, bad])
     summary = finished.args[0]
     assert summary.counts()["added"] == 1 and summary.counts()["failed"] == 1
@@ -44,7 +40,7 @@ def test_drop_lists_documents_and_explains_failures(qtbot: Any, app: Any, tmp_pa
     failures = view.failure_texts()
     assert len(failures) == 1 and failures[0].startswith("broken.pdf: ") and len(failures[0]) > len("broken.pdf: ")
     assert view.failures.isVisible()
-    with qtbot.waitSignal(app.session.documents_did_load, timeout=30_000):
+    with qtbot.waitSignal(app.session.documents.documents_did_load, timeout=30_000):
         view.files.topLevelItem(0).setSelected(True)
         view.forget_button.click()
     assert view.paths() == []
