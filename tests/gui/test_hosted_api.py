@@ -1,8 +1,10 @@
 """The window hosting the API: its replies and the API's share one engine executor and never cut each other off.
 
-Real window, real bundled model, the real server on 127.0.0.1 called with the official `openai` client.
-Esc in the window stops the window's reply only; an API request with `hearth_adapter` runs on its adapter
-alone, and the window's next reply is back on the user's active adapter (the base model here).
+Real window, real bundled model, the real server on 127.0.0.1 called with the official `openai` and `ollama`
+clients. Esc in the window stops the window's reply only; an API request with `hearth_adapter` runs on its
+adapter alone, and the window's next reply is back on the user's active adapter (the base model here). The
+other way round, an API client that goes away mid-answer stops its own request only: the window's reply
+queued behind it on the engine executor still runs to its end.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import ollama
 import openai
 
 ANSWER_TIMEOUT_MS = 120_000
@@ -75,5 +78,14 @@ def test_window_reply_and_hosted_api_request_run_without_cutting_each_other_off(
     assert result["finish"] == "length" and result["text"], result  # not cut off by either Esc
     assert window_reply.args[0]["status"] == "complete", window_reply.args[0]
     assert app.session.engine_worker.call(lambda: app.services.engine().adapter_id) is None
+
+    # Vice versa, through Ollama's API: its client leaves mid-answer; the window's reply behind it is whole.
+    chatty = ollama.Client(host=api["url"].removesuffix("/v1"), headers={"Authorization": f"Bearer {api['token']}"})
+    pieces = chatty.chat(model="hearth", messages=COUNT, stream=True, options={"num_predict": 400, "temperature": 0})
+    assert next(iter(pieces)).message.content is not None  # it is streaming on the engine executor
+    with qtbot.waitSignal(app.session.chats.generation_did_finish, timeout=ANSWER_TIMEOUT_MS) as after_api:
+        assert app.session.chats.send("Say goodbye.")  # queued behind the Ollama request
+        pieces.close()  # the client goes away: the server cancels that request, and only that one
+    assert after_api.args[0]["status"] == "complete", after_api.args[0]
     with qtbot.waitSignal(app.session.api.api_did_change, timeout=60_000):
         app.session.api.set(False)
