@@ -391,7 +391,8 @@ def main() -> None:
         print(f"{corpus.name:<12} {len(files):>5} {len(qs):>3}  {row['naive'][0]:>9.3f} {row['naive'][1]:>5.3f}  "
               f"{row['hearth'][0]:>10.3f} {row['hearth'][1]:>5.3f}  {corpus.kind}", flush=True)  # fmt: skip
     if n_all:
-        nv, ht = totals["naive"], totals["hearth"]
+        nv = [float("nan")] * 2 if args.hearth_only else totals["naive"]
+        ht = totals["hearth"]
         print(f"{'overall':<12} {'':>5} {n_all:>3}  {nv[0] / n_all:>9.3f} {nv[1] / n_all:>5.3f}  "
               f"{ht[0] / n_all:>10.3f} {ht[1] / n_all:>5.3f}")  # fmt: skip
 
