@@ -43,9 +43,9 @@ BM25_WEIGHTS = (1.0, 0.5)
 POSTINGS_BUDGET = 10_000
 # A document's score: its best fused chunk plus DOCUMENT_DECAY times its second best (and so on, for the
 # first DOCUMENT_CHUNKS chunks), when both retrievers vote. Measured with bench/retrieval.py (file-level
-# recall@5 / MRR, see README): on sqlite-docs 0.881/0.686 -> 0.905/0.734; with keywords alone (a non-English
-# query) it only rewards long pages that repeat the query's words (Italian man pages 0.700 -> 0.575), so a
-# one-retriever ranking keeps the best chunk alone.
+# recall@5 / MRR against the best chunk alone, see README): sqlite-docs 0.857/0.643 -> 0.905/0.742, KJV
+# 0.829/0.661 -> 0.854/0.719. With keywords alone (a non-English query) it only rewards long pages that repeat
+# the query's words (Italian man pages 0.700 -> 0.575), so a one-retriever ranking keeps the best chunk alone.
 DOCUMENT_CHUNKS = 2
 DOCUMENT_DECAY = 0.5
 _STOPWORD_TEXT = """
@@ -75,7 +75,7 @@ class Hit:
     page: int | None
     heading: str
     text: str
-    score: float  # fused RRF score: higher is better, only comparable within one result list
+    score: float  # its document's fused RRF score: higher is better, only comparable within one result list
     similarity: float | None  # cosine to the query, when the chunk has a vector yet
     keyword: bool  # matched the BM25 query
     terms_matched: float  # share of the query's content words that occur in this chunk
