@@ -17,6 +17,9 @@ a user would type, paraphrased, one answer file each. File-level: a hit counts w
   the difference is the pipeline), FTS5 BM25 over every query word, reciprocal rank fusion (k=60) of the
   top 50 of each, files ranked by their best chunk.
 - Hearth: `Ingester.add` into a fresh encrypted store, then `Searcher.search(k=5)`.
+
+`--vector-cache DIR` remembers every vector by (model, precision, text), so a rerun after a search-side
+change embeds nothing it embedded before; `--levers` scores search-side variants on Hearth's store.
 """
 
 from __future__ import annotations
