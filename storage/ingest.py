@@ -128,11 +128,20 @@ class Ingester:
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
         embed: bool = True,
+        on_found: Callable[[list[str]], None] | None = None,
+        on_file: Callable[[Outcome], None] | None = None,
     ) -> Summary:
+        """Index (then embed) the files under `paths`.
+
+        `on_found` gets the paths about to be indexed once discovery is done, `on_file` each file's outcome
+        as it is committed: the watcher keeps its "waiting" list with them.
+        """
         started = time.monotonic()
         stop = should_stop or (lambda: False)
         found, refused = discover(paths, include, exclude, max_bytes)
         summary = Summary(outcomes=[Outcome(r.path, "failed", r.reason) for r in refused])
+        if on_found is not None:
+            on_found([str(c.path) for c in found])
         meter = _Meter("index", len(found), progress)
         with ParserProcess(self.limits) as parser:
             for cand in found:
@@ -140,10 +149,13 @@ class Ingester:
                     summary.cancelled = True
                     break
                 try:
-                    summary.outcomes.append(self.index_file(cand.path, max_bytes, parser, stop))
+                    outcome = self.index_file(cand.path, max_bytes, parser, stop)
                 except Stopped:
                     summary.cancelled = True
                     break
+                summary.outcomes.append(outcome)
+                if on_file is not None:
+                    on_file(outcome)
                 meter.step(current=cand.path.name)
         self.docs.record_results(
             {o.path: o.reason for o in summary.by_status("failed")},

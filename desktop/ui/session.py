@@ -120,7 +120,7 @@ class ChatSession(QObject):
     generation_will_start = Signal(str)  # the user's message
     generation_did_stream = Signal(str)  # a batch of new text
     generation_did_finish = Signal(object)  # {"conversation_id", "status", "sources", "stats", "error"}
-    documents_did_load = Signal(list)  # storage.documents.FileRecord
+    documents_did_load = Signal(list)  # storage.documents.Listed
     ingest_did_progress = Signal(object)  # storage.ingest.Progress
     ingest_did_finish = Signal(object)  # storage.ingest.Summary
     api_did_change = Signal(object)  # {"running", "url", "token"} or {"running": False}
@@ -158,6 +158,7 @@ class ChatSession(QObject):
         self._stop_ingest = threading.Event()
         self.api_worker = Worker("api")  # start/stop wait on the server thread, which may wait on the store
         self._api: Any = None
+        self._watcher: Any = None  # storage.watch.WatcherThread: the added folders stay indexed
         self._engine: Any = None  # only for cancel(), which is thread-safe
         self.generation_did_finish.connect(self._on_generation_finished)
         self.job_config: str | None = None  # TrainConfig fields as JSON for the background job (tests)
@@ -190,6 +191,7 @@ class ChatSession(QObject):
         self.load_engine()
         if documents_available():
             self.load_documents()
+            self._start_watcher()
         if saved["api"] and api_available():
             self.set_api(True)
         self.load_adapters()
@@ -610,7 +612,7 @@ class ChatSession(QObject):
             from storage.documents import Documents
 
             store = self._store()
-            return Documents(lambda: store.db).list()
+            return Documents(lambda: store.db).listing()
 
         self.store_worker.submit(task, on_done=self.documents_did_load.emit, on_error=self._fail)
 
@@ -620,8 +622,10 @@ class ChatSession(QObject):
 
         def task() -> Any:
             from storage.ingest import Ingester
+            from storage.watch import remember_folders
 
             store = self._store()
+            remember_folders(lambda: store.db, paths)  # the watcher keeps them indexed from now on
 
             def progress(snapshot: Any) -> None:
                 self.store_worker.emit(self.ingest_did_progress.emit, snapshot)
@@ -637,6 +641,16 @@ class ChatSession(QObject):
             self.load_documents()
 
         self.store_worker.submit(task, on_done=done, on_error=failed)
+
+    def _start_watcher(self) -> None:
+        """Watched folders on their own thread and connection: chat never waits behind a folder scan."""
+        from storage.watch import WatcherThread
+
+        def changed(_batch: Any) -> None:
+            self.store_worker.emit(lambda _: self.load_documents())
+
+        store = self.services.store()  # already open: connect_again only reads its key
+        self._watcher = WatcherThread(store.connect_again, on_batch=changed, on_error=self._fail).start()
 
     def stop_ingest(self) -> None:
         self._stop_ingest.set()
@@ -898,6 +912,8 @@ class ChatSession(QObject):
             self.passphrase.close()
         self.stop()
         self._stop_ingest.set()
+        if self._watcher is not None:
+            self._watcher.stop()
         self._job_poll.stop()  # the training process lives on; the next window picks it up
         if self._api is not None:
             self.api_worker.submit(self._stop_api)
