@@ -33,6 +33,7 @@ class Section:
     text: str
     heading: tuple[str, ...] = ()
     page: int | None = None  # 1-based, PDFs only
+    ocr: bool = False  # recognised from an image (a scanned page): citations say so
 
 
 @dataclass
