@@ -194,7 +194,9 @@ def _decode(message: dict[str, Any]) -> list[ParsedDoc]:
     return [
         ParsedDoc(
             title=d["title"],
-            sections=[Section(s["text"], tuple(s["heading"]), s["page"], s["ocr"]) for s in d["sections"]],
+            sections=[
+                Section(s["text"], tuple(s["heading"]), s["page"], s["ocr"], s["location"]) for s in d["sections"]
+            ],
             part=d["part"],
             meta=d["meta"],
         )

@@ -49,7 +49,7 @@ def test_add_search_docs_forget(hearth: Cli, tmp_path: Path, monkeypatch: pytest
     assert asked.returncode == 0, asked.stderr
     answer = json.loads(asked.stdout)
     assert answer["answer"] and Path(answer["sources"][0]["source"]).name == "inbox.mbox"
-    assert answer["sources"][0]["location"] == "Dentist appointment"
+    assert answer["sources"][0]["location"] == "message 2: Dentist appointment"
     unrelated = hearth(
         "ask", "--docs", "--json", "--temperature", "0", "--max-tokens", "16", "Who won the 1954 World Cup?"
     )
