@@ -16,6 +16,7 @@ prompt and every transaction small (chat writes interleave on the same store).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -130,11 +131,13 @@ class Ingester:
         embed: bool = True,
         on_found: Callable[[list[str]], None] | None = None,
         on_file: Callable[[Outcome], None] | None = None,
+        parser: ParserProcess | None = None,
     ) -> Summary:
         """Index (then embed) the files under `paths`.
 
         `on_found` gets the paths about to be indexed once discovery is done, `on_file` each file's outcome
-        as it is committed: the watcher keeps its "waiting" list with them.
+        as it is committed: the watcher keeps its "waiting" list with them. `parser`: a child kept by the
+        caller across runs (the watcher: no interpreter start per change); by default one for this run.
         """
         started = time.monotonic()
         stop = should_stop or (lambda: False)
@@ -143,7 +146,7 @@ class Ingester:
         if on_found is not None:
             on_found([str(c.path) for c in found])
         meter = _Meter("index", len(found), progress)
-        with ParserProcess(self.limits) as parser:
+        with contextlib.nullcontext(parser) if parser is not None else ParserProcess(self.limits) as parser:
             for cand in found:
                 if stop():
                     summary.cancelled = True
