@@ -28,10 +28,14 @@ on_page: Callable[[], None] | None = None  # set by the parser child: a heartbea
 _engine: Any = None
 
 
+_LACKING = "scanned text needs OCR, which this installation lacks (rapidocr-onnxruntime)"
+
+
 def available() -> bool:
+    """Whether OCR can run here: the desktop bundle leaves it out (OpenCV alone is ~190 MB)."""
     import importlib.util
 
-    return importlib.util.find_spec("rapidocr_onnxruntime") is not None
+    return all(importlib.util.find_spec(m) is not None for m in ("rapidocr_onnxruntime", "onnxruntime", "cv2", "PIL"))
 
 
 def check_pixels(width: int, height: int, what: str) -> None:
@@ -64,6 +68,8 @@ def parse_image(data: bytes, title: str) -> list[ParsedDoc]:
 
 def image_file_text(data: bytes) -> str:
     """An image file's text; ParseError for images Pillow cannot read or that are too large."""
+    if not available():
+        raise ParseError(_LACKING)
     from PIL import Image, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = None  # check_pixels below does it, by the header, with a clearer reason
@@ -82,10 +88,11 @@ def _ocr() -> Any:
     """The recogniser, loaded once per child (~2 s; its three models ship in the wheel)."""
     global _engine
     if _engine is None:
-        if not available():
-            raise ParseError("scanned text needs OCR, which this installation lacks (rapidocr-onnxruntime)")
-        from rapidocr_onnxruntime import RapidOCR
+        try:
+            from rapidocr_onnxruntime import RapidOCR
 
-        threads = max(1, (os.cpu_count() or 2) // 2)  # half the cores: chat keeps the rest
-        _engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, print_verbose=False)
+            threads = max(1, (os.cpu_count() or 2) // 2)  # half the cores: chat keeps the rest
+            _engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, print_verbose=False)
+        except (ImportError, OSError) as exc:  # a partial install: the package without its models or runtime
+            raise ParseError(_LACKING) from exc
     return _engine

@@ -139,3 +139,14 @@ def test_ocr_opens_no_socket_and_writes_no_file(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.splitlines()[-1])
     assert result["seen"] == [] and "invoice" in words(result["text"])
+
+
+def test_without_ocr_a_scan_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desktop bundle ships without OCR (OpenCV alone is ~190 MB): scans get that reason, not silence."""
+    from storage.parsers import ocr, parse
+
+    monkeypatch.setattr(ocr, "available", lambda: False)
+    with pytest.raises(ParseError, match=r"^PDF has no text layer \(its scanned pages need OCR, which this"):
+        parse("scan.pdf", scanned_pdf(INVOICE))
+    with pytest.raises(ParseError, match=r"^scanned text needs OCR, which this installation lacks"):
+        parse("note.png", png(INVOICE))
