@@ -7,7 +7,9 @@ size cap (settings key `documents.folders`). A `FolderWatcher` then
    by hash, files gone while Hearth was not running are forgotten;
 2. follows changes as they happen (`run`, through `watchfiles`: inotify, FSEvents or
    ReadDirectoryChangesW, polling where none works), applying each debounced batch with `apply`. A rename
-   arrives as a deletion plus an addition; a deleted or moved-away folder forgets everything under it.
+   arrives as a deletion plus an addition; a sub-folder deleted or moved away forgets everything under
+   it. A watched folder that is missing as a whole (an unplugged drive) keeps its documents and is
+   reported as missing until it is back or unwatched.
 
 While a batch is being indexed its files are listed under `documents.waiting`, so `hearth docs` (any
 process) shows them as "waiting" until each one is indexed or failed with its reason: a listing never
@@ -195,34 +197,36 @@ class FolderWatcher:
 
         stop = _StopEvent(should_stop)
         self._running = True
-        while not stop.is_set():
-            watched = self._existing()
-            # The watch starts before the scan: a change made while the scan runs is buffered, not lost.
-            notify = RustNotify(watched, False, False, 300, True, True) if watched else None
-            try:
-                result = self.scan(should_stop)
-                if on_batch is not None and (result.summary.outcomes or result.forgotten):
-                    on_batch(result)
-                if ready is not None:
-                    ready.set()
-                if notify is None:  # nothing to watch (yet): look again later
-                    _sleep_until(stop, _RECHECK_MS / 1000)
-                    continue
-                while not stop.is_set():
-                    changes = notify.watch(DEBOUNCE_MS, 50, _RECHECK_MS, stop)
-                    if isinstance(changes, set) and changes:
-                        result = self.apply(changes, should_stop)
-                        if on_batch is not None:
-                            on_batch(result)
-                    elif self._parser is not None and time.monotonic() - self._parser_used > _IDLE_CHILD_S:
-                        self._close_parser()
-                    if self._existing() != watched:
-                        break  # the folder list changed (or a folder vanished): rescan and watch the new set
-            finally:
-                if notify is not None:
-                    notify.close()
-                self._close_parser()
-        self._running = False
+        try:
+            while not stop.is_set():
+                watched = self._existing()
+                # The watch starts before the scan: a change made while the scan runs is buffered, not lost.
+                notify = RustNotify(watched, False, False, 300, True, True) if watched else None
+                try:
+                    result = self.scan(should_stop)
+                    if on_batch is not None and (result.summary.outcomes or result.forgotten):
+                        on_batch(result)
+                    if ready is not None:
+                        ready.set()
+                    if notify is None:  # nothing to watch (yet): look again later
+                        _sleep_until(stop, _RECHECK_MS / 1000)
+                        continue
+                    while not stop.is_set():
+                        changes = notify.watch(DEBOUNCE_MS, 50, _RECHECK_MS, stop)
+                        if isinstance(changes, set) and changes:
+                            result = self.apply(changes, should_stop)
+                            if on_batch is not None:
+                                on_batch(result)
+                        elif self._parser is not None and time.monotonic() - self._parser_used > _IDLE_CHILD_S:
+                            self._close_parser()
+                        if self._existing() != watched:
+                            break  # the folder list changed (or a folder vanished): rescan and watch the new set
+                finally:
+                    if notify is not None:
+                        notify.close()
+                    self._close_parser()
+        finally:
+            self._running = False
 
     def _close_parser(self) -> None:
         parser, self._parser = self._parser, None
@@ -257,7 +261,7 @@ class FolderWatcher:
         should_stop: StopFn | None,
         progress: ProgressFn | None = None,
     ) -> None:
-        waiting = _Waiting(self.folders._settings)
+        waiting = _Waiting(Settings(self._db))
 
         def on_found(queued: Sequence[str]) -> None:
             waiting.add(queued)
