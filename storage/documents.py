@@ -90,6 +90,11 @@ class Documents:
         row = self._db().execute("SELECT sha256 FROM doc_files WHERE path = ?", [path]).fetchone()
         return None if row is None else row[0]
 
+    def file_stat(self, path: str) -> tuple[int, float] | None:
+        """(size, mtime) recorded when the file was last indexed."""
+        row = self._db().execute("SELECT size, mtime FROM doc_files WHERE path = ?", [path]).fetchone()
+        return None if row is None else (int(row[0]), float(row[1]))
+
     def replace_file(
         self, path: str, kind: str, sha256: str, size: int, mtime: float, docs: Sequence[tuple[ParsedDoc, list[Chunk]]]
     ) -> tuple[bool, int]:

@@ -132,12 +132,15 @@ class Ingester:
         on_found: Callable[[list[str]], None] | None = None,
         on_file: Callable[[Outcome], None] | None = None,
         parser: ParserProcess | None = None,
+        trust_stat: bool = False,
     ) -> Summary:
         """Index (then embed) the files under `paths`.
 
         `on_found` gets the paths about to be indexed once discovery is done, `on_file` each file's outcome
         as it is committed: the watcher keeps its "waiting" list with them. `parser`: a child kept by the
         caller across runs (the watcher: no interpreter start per change); by default one for this run.
+        `trust_stat`: a file whose size and modification time match the stored ones is skipped unread (the
+        watcher's start-up scan: reading every file of a large folder at each start would cost minutes).
         """
         started = time.monotonic()
         stop = should_stop or (lambda: False)
@@ -152,7 +155,10 @@ class Ingester:
                     summary.cancelled = True
                     break
                 try:
-                    outcome = self.index_file(cand.path, max_bytes, parser, stop)
+                    if trust_stat and self.docs.file_stat(str(cand.path)) == (cand.size, cand.mtime):
+                        outcome = Outcome(str(cand.path), "skipped", "unchanged (same size and time)")
+                    else:
+                        outcome = self.index_file(cand.path, max_bytes, parser, stop)
                 except Stopped:
                     summary.cancelled = True
                     break

@@ -151,7 +151,7 @@ class FolderWatcher:
             if not os.path.isdir(folder.path):
                 result.summary.outcomes.append(Outcome(folder.path, "failed", "watched folder is missing"))
                 continue
-            self._index(folder, [folder.path], result.summary, should_stop, progress)
+            self._index(folder, [folder.path], result.summary, should_stop, progress, trust_stat=True)
             if result.summary.cancelled:
                 break
         return result
@@ -260,6 +260,7 @@ class FolderWatcher:
         summary: Summary,
         should_stop: StopFn | None,
         progress: ProgressFn | None = None,
+        trust_stat: bool = False,
     ) -> None:
         waiting = _Waiting(Settings(self._db))
 
@@ -285,6 +286,7 @@ class FolderWatcher:
                 on_found=on_found,
                 on_file=on_file,
                 parser=self._parser,
+                trust_stat=trust_stat,
             )
         finally:
             waiting.clear()

@@ -53,7 +53,9 @@ def test_start_up_scan_catches_up_with_changes_made_while_not_running(store, tmp
     assert second.summary.counts() == {"added": 1, "updated": 1, "skipped": 0, "failed": 0}
     assert set(_listing(store)) == {"keep.md", "new.txt"}
     assert _found(store, "storm") == ["keep.md"] and _found(store, "tide") == []
-    assert watcher.scan().summary.counts()["skipped"] == 2  # nothing changed: nothing re-read
+    third = watcher.scan()  # nothing changed: nothing re-read (size and modification time match)
+    assert {o.reason for o in third.summary.outcomes} == {"unchanged (same size and time)"}
+    assert third.summary.counts()["skipped"] == 2
 
 
 def test_missing_watched_folder_is_reported_not_forgotten(store, tmp_path: Path) -> None:
