@@ -90,6 +90,7 @@ def build_context(
                 "chunk_id": hit.chunk_id,
                 "score": hit.score,
                 "similarity": hit.similarity,
+                "excerpt": hit.text.strip(),  # the passage itself, for the window's "show source"
             }
         )
         if count_tokens(block) >= budget_tokens - MIN_PASSAGE_TOKENS:

@@ -111,6 +111,7 @@ class ChatSession(QObject):
         self.chats.refresh()
         self.load_engine()
         self.documents.load()
+        self.documents.start_watcher()
         if saved[API_KEY]:
             self.api.set(True)
         self.personalization.load()
@@ -217,7 +218,7 @@ class ChatSession(QObject):
         if self.passphrase is not None:
             self.passphrase.close()
         self.chats.stop()
-        self.documents.stop_ingest()
+        self.documents.close()
         self.personalization.close()
         self.api.close()
         if self.store_ready:  # Undo ends with the window: deleted chats are deleted (waited for, as close

@@ -1,4 +1,5 @@
-"""The Documents tab's model: list, add (index and embed) and forget documents, on the store executor."""
+"""The Documents tab's model: list, add (index and embed) and forget documents, on the store executor; the
+added folders stay indexed by a watcher on its own thread and connection (storage.watch)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class DocumentsFeature(QObject):
-    documents_did_load = Signal(list)  # storage.documents.FileRecord
+    documents_did_load = Signal(list)  # storage.documents.Listed
     ingest_did_progress = Signal(object)  # storage.ingest.Progress
     ingest_did_finish = Signal(object)  # storage.ingest.Summary
 
@@ -20,10 +21,11 @@ class DocumentsFeature(QObject):
         super().__init__(session)
         self._session = session
         self._stop_ingest = threading.Event()
+        self._watcher: Any = None  # storage.watch.WatcherThread
 
     def load(self) -> None:
         s = self._session
-        s.store_worker.submit(lambda: s.store().documents.list(), on_done=self.documents_did_load.emit, on_error=s.fail)
+        s.store_worker.submit(lambda: s.store().documents.listing(), on_done=self.documents_did_load.emit, on_error=s.fail)
 
     def add(self, paths: list[str]) -> None:
         """Index files and folders on the store executor. Chat saves wait for it (one connection, one
@@ -42,12 +44,34 @@ class DocumentsFeature(QObject):
             s.fail(message)
             self.load()
 
-        s.store_worker.submit(
-            lambda: s.store().ingest(paths, progress=progress, should_stop=stop.is_set), on_done=done, on_error=failed
-        )
+        def task() -> Any:
+            from storage.watch import remember_folders
+
+            store = s.store()
+            remember_folders(lambda: store.db, paths)  # the watcher keeps them indexed from now on
+            return store.ingest(paths, progress=progress, should_stop=stop.is_set)
+
+        s.store_worker.submit(task, on_done=done, on_error=failed)
+
+    def start_watcher(self) -> None:
+        """Watched folders on their own thread and connection: chat never waits behind a folder scan."""
+        from storage.watch import WatcherThread
+
+        s = self._session
+
+        def changed(_batch: Any) -> None:
+            s.store_worker.emit(lambda _: self.load())
+
+        store = s.services.store()  # already open: connect_again only reads its key
+        self._watcher = WatcherThread(store.connect_again, on_batch=changed, on_error=s.fail).start()
 
     def stop_ingest(self) -> None:
         self._stop_ingest.set()
+
+    def close(self) -> None:
+        self._stop_ingest.set()
+        if self._watcher is not None:
+            self._watcher.stop()
 
     def forget(self, path: str) -> None:
         s = self._session
