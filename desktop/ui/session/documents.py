@@ -25,7 +25,9 @@ class DocumentsFeature(QObject):
 
     def load(self) -> None:
         s = self._session
-        s.store_worker.submit(lambda: s.store().documents.listing(), on_done=self.documents_did_load.emit, on_error=s.fail)
+        s.store_worker.submit(
+            lambda: s.store().documents.listing(), on_done=self.documents_did_load.emit, on_error=s.fail
+        )
 
     def add(self, paths: list[str]) -> None:
         """Index files and folders on the store executor. Chat saves wait for it (one connection, one
