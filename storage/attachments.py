@@ -137,26 +137,17 @@ class Attachments:
                     attachment.created,
                 ],
             )
+            assert cursor.lastrowid is not None
             attachment.id = int(cursor.lastrowid)
             for passage in attachment.passages:
-                passage.id = int(
-                    db.execute(
-                        """INSERT INTO chat_attachment_passages (attachment_id, seq, location, text, vector)
-                           VALUES (?, ?, ?, ?, ?)""",
-                        [attachment.id, passage.seq, passage.location, passage.text, passage.vector],
-                    ).lastrowid
-                )
+                row_id = db.execute(
+                    """INSERT INTO chat_attachment_passages (attachment_id, seq, location, text, vector)
+                       VALUES (?, ?, ?, ?, ?)""",
+                    [attachment.id, passage.seq, passage.location, passage.text, passage.vector],
+                ).lastrowid
+                assert row_id is not None
+                passage.id = int(row_id)
             return attachment.id
-
-    def list(self, conversation_id: int) -> list[dict[str, Any]]:
-        """The conversation's attachments without their text, oldest first."""
-        rows = self._db().execute(
-            """SELECT id, name, kind, size, length(text), sha256, source, created FROM chat_attachments
-               WHERE conversation_id = ? ORDER BY id""",
-            [conversation_id],
-        )
-        keys = ("id", "name", "kind", "size", "chars", "sha256", "source", "created")
-        return [dict(zip(keys, row, strict=True)) for row in rows.fetchall()]
 
     def load(self, conversation_id: int) -> list[Attachment]:
         """The conversation's attachments with their text and passages (vectors included), oldest first."""
@@ -180,6 +171,16 @@ class Attachments:
             ).fetchall():
                 by_id[attachment_id].passages.append(Passage(seq, location, text, pid, vector))
         return attachments
+
+    def list(self, conversation_id: int) -> list[dict[str, Any]]:
+        """The conversation's attachments without their text, oldest first."""
+        rows = self._db().execute(
+            """SELECT id, name, kind, size, length(text), sha256, source, created FROM chat_attachments
+               WHERE conversation_id = ? ORDER BY id""",
+            [conversation_id],
+        )
+        keys = ("id", "name", "kind", "size", "chars", "sha256", "source", "created")
+        return [dict(zip(keys, row, strict=True)) for row in rows.fetchall()]
 
     def get(self, attachment_id: int) -> dict[str, Any]:
         row = (

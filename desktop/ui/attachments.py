@@ -13,32 +13,40 @@ accept local files dropped on it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QPushButton, QToolButton, QWidget
 
+from desktop.engine.executor import Executor
 from desktop.ui import theme
 from desktop.ui.workers import Worker
 
+if TYPE_CHECKING:
+    from desktop.ui.session import ChatSession
+    from desktop.ui.session.chats import ChatsFeature
+
 
 class ChatAttachments(QObject):
-    """The open chat's attachments; `session` is the ChatSession (its store worker, signals, conversation)."""
+    """The open chat's attachments (`session.chats.attachments`): `chats` is the open conversation and its
+    signals, `session` the store worker and the status messages."""
 
     attachments_did_change = Signal(list)  # summaries: storage.attachments.Attachment.summary()
     attach_will_start = Signal(str)  # a file name, while it parses
 
-    def __init__(self, session: Any) -> None:
-        super().__init__()
+    def __init__(self, session: ChatSession, chats: ChatsFeature) -> None:
+        super().__init__(chats)
         self.session = session
-        self.worker = Worker("files")
+        self.chats = chats
+        self._executor = Executor("files")
+        self.worker = Worker(self._executor)
         self._parser: Any = None  # one parser child for the window's life, started on first use
         self.pending: list[Any] = []  # read, waiting for the conversation the first message creates
         self.shown: list[dict[str, Any]] = []
         self._embedder: Any = None
-        session.conversation_did_open.connect(self._on_open)
-        session.generation_did_finish.connect(lambda _: self.reload())
+        chats.conversation_did_open.connect(self._on_open)
+        chats.generation_did_finish.connect(lambda _: self.reload())
 
     def embedder(self) -> Any:
         """One MiniLM for every reply of the window (loaded only when files do not fit the prompt whole)."""
@@ -71,14 +79,14 @@ class ChatAttachments(QObject):
         if any(a["sha256"] == attachment.sha256 for a in self.shown):
             self.session.action_did_succeed.emit(f"{attachment.name} is already attached to this chat")
             return
-        cid = self.session.conversation_id
+        cid = self.chats.conversation_id
         if cid is None:
             self.pending.append(attachment)
             self._show([*self.shown, attachment.summary()])
             self.session.action_did_succeed.emit(f"Attached {attachment.name}: it is sent with your first message")
             return
         self.session.store_worker.submit(
-            lambda: self.session._store().attachments.add(cid, attachment),
+            lambda: self.session.store().attachments.add(cid, attachment),
             on_done=lambda _: self._saved(attachment.name),
             on_error=self.session.action_did_fail.emit,
         )
@@ -97,7 +105,7 @@ class ChatAttachments(QObject):
         if chosen is None or chosen.get("id") is None:
             return
         self.session.store_worker.submit(
-            lambda: self.session._store().attachments.remove(chosen["id"]),
+            lambda: self.session.store().attachments.remove(chosen["id"]),
             on_done=lambda _: self._removed(chosen["name"]),
             on_error=self.session.action_did_fail.emit,
         )
@@ -117,22 +125,22 @@ class ChatAttachments(QObject):
                 f"{chosen['name']} is no longer at {source.parent}; add it from the Documents tab"
             )
             return
-        self.session.add_documents([str(source)])
+        self.session.documents.add([str(source)])
         self.session.action_did_succeed.emit(f"Adding {chosen['name']} to your documents")
 
     def reload(self) -> None:
-        cid = self.session.conversation_id
+        cid = self.chats.conversation_id
         if cid is None or not self.session.store_ready:
             return
         self.session.store_worker.submit(
-            lambda: (cid, self.session._store().attachments.list(cid)),
+            lambda: (cid, self.session.store().attachments.list(cid)),
             on_done=self._on_list,
             on_error=self.session.action_did_fail.emit,
         )
 
     def _on_list(self, result: tuple[int, list[dict[str, Any]]]) -> None:
         cid, listed = result
-        if cid == self.session.conversation_id:  # not a list for a chat the user already left
+        if cid == self.chats.conversation_id:  # not a list for a chat the user already left
             self._show([*listed, *(a.summary() for a in self.pending)])
 
     def _on_open(self, conversation: dict[str, Any]) -> None:
@@ -147,6 +155,7 @@ class ChatAttachments(QObject):
 
     def close(self) -> None:
         self.worker.close()
+        self._executor.close()  # after the file being read, if any; then the parser child is no one's
         if self._parser is not None:
             self._parser.close()
 

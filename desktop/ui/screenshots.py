@@ -94,11 +94,11 @@ def _save(app: Any, widget: Any, path: Path, over: Any = None) -> None:
 
 
 def _ask(app: Any, session: Any, window: Any, text: str, max_tokens: int) -> int:
-    session.max_tokens = max_tokens
+    session.chats.max_tokens = max_tokens
     window.composer.setPlainText(text)
     window.composer.submit()
-    _wait(app, session.generation_did_finish)
-    return int(session.conversation_id)
+    _wait(app, session.chats.generation_did_finish)
+    return int(session.chats.conversation_id)
 
 
 def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
@@ -113,7 +113,7 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
     session: Any
     window: Any
     session, window = build_window(services)
-    session.temperature, session.seed = 0.0, 1
+    session.chats.temperature, session.chats.seed = 0.0, 1
     window.resize(*SIZE)
     window.show()
     if not sizes_only:
@@ -122,15 +122,15 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
     _wait(app, session.engine_did_load)
 
     _ask(app, session, window, "Give me three tips for better sleep.", 60)
-    session.new_chat()
+    session.chats.new_chat()
     code_chat = _ask(app, session, window, "Write a Python function that reverses a string.", 120)
-    session.new_chat()
+    session.chats.new_chat()
     timetable = home / "ferry timetable.txt"
     timetable.write_text(FERRY, "utf-8")
     window.attach_files([str(timetable)])
-    _wait(app, session.attachments.attachments_did_change)
+    _wait(app, session.chats.attachments.attachments_did_change)
     attached_chat = _ask(app, session, window, "When does the first ferry leave on Saturday?", 40)
-    _wait(app, session.conversations_did_load)
+    _wait(app, session.chats.conversations_did_load)
     _organise(app, session)
 
     if not sizes_only:
@@ -154,14 +154,14 @@ def _organise(app: Any, session: Any) -> None:
         chats.set_folder(cid, "Travel")
 
     session.store_worker.call(organise)  # a script: waiting on the worker from here is fine
-    session.refresh_conversations()
-    _wait(app, session.conversations_did_load)
+    session.chats.refresh()
+    _wait(app, session.chats.conversations_did_load)
 
 
 def _single_shots(app: Any, session: Any, window: Any, out: Path, home: Path) -> None:
     window.sidebar.focus_search()
     window.sidebar.search_box.setText("sleep")
-    _wait(app, session.search_did_finish)
+    _wait(app, session.chats.search_did_finish)
     _save(app, window, out / "search.png")
     window.sidebar.search_box.clear()
     if window.tabs.isTabEnabled(1):
@@ -174,9 +174,9 @@ def _single_shots(app: Any, session: Any, window: Any, out: Path, home: Path) ->
         (docs / "scan.pdf").write_bytes(b"%PDF-1.4 not really a PDF")
         window.tabs.setCurrentIndex(1)
         window.documents.set_busy(True)
-        session.add_documents([str(docs)])
-        _wait(app, session.ingest_did_finish)
-        _wait(app, session.documents_did_load)
+        session.documents.add([str(docs)])
+        _wait(app, session.documents.ingest_did_finish)
+        _wait(app, session.documents.documents_did_load)
         _save(app, window, out / "documents.png")
         window.tabs.setCurrentIndex(0)
 
@@ -194,11 +194,11 @@ def _sizes(app: Any, session: Any, window: Any, out: Path, code_chat: int, attac
             window.resize(width, height)
             window.status.setText(f"{session.model_name} ready")
             window.tabs.setCurrentIndex(0)
-            session.open_conversation(code_chat)
-            _wait(app, session.conversation_did_open)
+            session.chats.open(code_chat)
+            _wait(app, session.chats.conversation_did_open)
             _save(app, window, out / f"chat-{name}")
-            session.open_conversation(attached_chat)
-            _wait(app, session.conversation_did_open)
+            session.chats.open(attached_chat)
+            _wait(app, session.chats.conversation_did_open)
             deadline = time.monotonic() + 30
             while not window.attachment_bar.chips and time.monotonic() < deadline:
                 _settle(app, 0.05)  # the chips follow from the store worker
@@ -213,7 +213,7 @@ def _sizes(app: Any, session: Any, window: Any, out: Path, code_chat: int, attac
                 _settle(app, 0.05)
             _save(app, window, out / f"settings-{name}", over=window.settings_dialog)
             window.settings_dialog.reject()
-            session.new_chat()  # the window behind the unlock dialog, as at startup: nothing shown yet
+            session.chats.new_chat()  # the window behind the unlock dialog, as at startup: nothing shown yet
             unlock = UnlockDialog(first_run=False, parent=window)
             unlock.open()
             _save(app, window, out / f"unlock-{name}", over=unlock)
@@ -253,11 +253,13 @@ def _personalize(app: Any, session: Any, window: Any) -> None:
             chats.add_message(cid, "assistant", answer)
 
     session.store_worker.call(write_chats)  # a script: waiting on the worker from here is fine
-    session.job_config = json.dumps({"max_steps": 12, "seq_len": 64, "batch_size": 1, "warmup_steps": 1})
+    session.personalization.job_config = json.dumps(
+        {"max_steps": 12, "seq_len": 64, "batch_size": 1, "warmup_steps": 1}
+    )
     window.tabs.setCurrentWidget(window.personalize)
     window.personalize.start_button.click()
-    _wait(app, session.personalize_did_finish, timeout_s=1800)
-    _wait(app, session.adapters_did_load)
+    _wait(app, session.personalization.personalize_did_finish, timeout_s=1800)
+    _wait(app, session.personalization.adapters_did_load)
     window.tabs.setCurrentIndex(0)
 
 

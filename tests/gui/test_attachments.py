@@ -41,14 +41,14 @@ def test_a_dropped_file_is_a_chip_and_the_first_message_saves_it_with_the_chat(
     notes.write_text(NOTES, encoding="utf-8")
     window, session = app.window, app.session
     assert not drop(window.chat.parentWidget(), [tmp_path])  # a folder is not a file to attach
-    with qtbot.waitSignal(session.attachments.attachments_did_change, timeout=60_000):
+    with qtbot.waitSignal(session.chats.attachments.attachments_did_change, timeout=60_000):
         assert drop(window.chat.parentWidget(), [notes])
     assert chips(app) == ["ferry notes.txt"] and window.attachment_bar.isVisible()
     chip = window.attachment_bar.chips[0]
     assert "used in this chat only" in chip.toolTip()
     assert chip.remove_button.accessibleName() == "Remove ferry notes.txt"
     assert store_call(session, lambda s: s.db.execute("SELECT count(*) FROM chat_attachments").fetchone()[0]) == 0
-    with qtbot.waitSignal(session.attachments.attachments_did_change, timeout=60_000):
+    with qtbot.waitSignal(session.chats.attachments.attachments_did_change, timeout=60_000):
         result = send(qtbot, app, "When does the ferry leave?")
     assert result["status"] == "complete", result
     assert result["sources"] == [{"source": "ferry notes.txt", "location": "whole file", "attached": True}]
@@ -58,17 +58,17 @@ def test_a_dropped_file_is_a_chip_and_the_first_message_saves_it_with_the_chat(
     assert [a["name"] for a in saved] == ["ferry notes.txt"]
     assert chips(app) == ["ferry notes.txt"] and window.attachment_bar.chips[0].summary["id"] == saved[0]["id"]
     # A new chat has none; coming back shows it again.
-    with qtbot.waitSignal(session.attachments.attachments_did_change, timeout=10_000):
-        session.new_chat()
+    with qtbot.waitSignal(session.chats.attachments.attachments_did_change, timeout=10_000):
+        session.chats.new_chat()
     assert chips(app) == [] and not window.attachment_bar.isVisible()
-    with qtbot.waitSignal(session.attachments.attachments_did_change, timeout=10_000):
-        session.open_conversation(cid)
+    with qtbot.waitSignal(session.chats.attachments.attachments_did_change, timeout=10_000):
+        session.chats.open(cid)
     qtbot.waitUntil(lambda: chips(app) == ["ferry notes.txt"], timeout=10_000)
     assert "ferry notes.txt (whole file), attached" in window.chat.last_answer().sources.text()  # kept with it
     # The export lists it (its text stays in the store).
     out = tmp_path / "chat.json"
     with qtbot.waitSignal(session.action_did_succeed, timeout=10_000):
-        session.export(cid, out, "json")
+        session.chats.export(cid, out, "json")
     exported = json.loads(out.read_text("utf-8"))
     assert [a["name"] for a in exported["attachments"]] == ["ferry notes.txt"]
     assert NOTES.strip() not in out.read_text("utf-8")
@@ -90,11 +90,11 @@ def test_attach_button_remove_and_add_to_library(
     assert [a["name"] for a in store_call(session, lambda s: s.attachments.list(cid))] == ["notes.md"]
     assert store_call(session, lambda s: s.db.execute("SELECT count(*) FROM documents").fetchone()[0]) == 0
     chip = window.attachment_bar.chips[0]
-    with qtbot.waitSignal(session.ingest_did_finish, timeout=120_000) as ingested:
+    with qtbot.waitSignal(session.documents.ingest_did_finish, timeout=120_000) as ingested:
         chip.library_action.trigger()
     assert ingested.args[0].counts()["added"] == 1
     assert store_call(session, lambda s: s.db.execute("SELECT count(*) FROM documents").fetchone()[0]) == 1
-    with qtbot.waitSignal(session.attachments.attachments_did_change, timeout=10_000):
+    with qtbot.waitSignal(session.chats.attachments.attachments_did_change, timeout=10_000):
         window.attachment_bar.chips[0].remove_button.click()
     assert chips(app) == [] and store_call(session, lambda s: s.attachments.list(cid)) == []
     # A file that cannot be read says why, in one sentence (the warning box answered), and attaches nothing.
