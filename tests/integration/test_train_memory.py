@@ -42,13 +42,14 @@ print(json.dumps({"estimate": plan.peak_bytes, "peak": peak, "micro_batch": plan
 
 def run_child(step: str, env: dict[str, str]) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, step], capture_output=True, text=True, env=env, cwd=Path.cwd(), timeout=900
+        [sys.executable, "-c", CHILD, step], capture_output=True, text=True, env=env, cwd=Path.cwd(), timeout=1500
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # under load 19 on 2 cores one case took 750-900+ s (the default 900 s ran out)
 @pytest.mark.parametrize("path", ["this-cpu", "no-bf16"])
 def test_estimate_is_within_tolerance_of_the_measured_peak(path: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
