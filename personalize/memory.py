@@ -7,11 +7,11 @@ sequence x vocabulary logits: 0.5 GB per 512-token sequence for Gemma 3's 262k v
 
 Activations are the part that scales with the batch, so the batch is what gives way: the optimizer step
 keeps its `batch_size` blocks (the schedule and resume do not change), but they go through in micro-batches
-of at most `MICRO_BATCH_TOKENS` tokens, fewer where free RAM is short, with gradients accumulated. A CPU
-gains nothing from larger forwards (a 512-row GEMM already runs at full speed) while activations grow
-linearly: on SmolLM2-135M one 4 x 512 forward peaked at 4.05 GiB RSS, four 1 x 512 at 1.70 GiB, same
-tokens/s (bench/train_memory.py). Gradient checkpointing (recomputing each layer's forward in backward, ~1/3
-more compute) is switched on only when even one block per micro-batch would not fit. The per-token
+of at most `MICRO_BATCH_TOKENS` tokens, fewer where free RAM is short, with gradients accumulated: a
+512-row GEMM is already a large one for a CPU, while activations grow linearly with the rows (SmolLM2-135M:
+one 4 x 512 forward peaked at 4.05 GiB RSS, four 1 x 512 at 1.70 GiB; `bench/train.py --profile` times
+both in one process). Gradient checkpointing (recomputing each layer's forward in backward, ~1/3 more
+compute) is switched on only when even one block per micro-batch would not fit. The per-token
 activation cost is a fit to measured peaks, not a bound: the refusal leaves a margin.
 """
 
@@ -96,7 +96,8 @@ def activation_bytes_per_token_layer(shape: Shape, bf16: bool) -> int:
 
     Fitted to peak RSS at 1 x 512 tokens under bf16 on two shapes (SmolLM2-135M: hidden 576, ffn 1536, 1.70
     GiB; Qwen2.5-1.5B's: 1536 and 8960, 7.16 GiB): 27 and 24 bytes, i.e. the norms' fp32 copies, q/k/v
-    before and after RoPE, and gate, up, SiLU and product per ffn unit. fp32 has the same tensors at 4 bytes.
+    before and after RoPE, and gate, up, SiLU and product per ffn unit. fp32: the same tensors scaled to
+    4 bytes, not yet fitted to a measured fp32 peak.
     """
     per_hidden, per_ffn = (27, 24) if bf16 else (44, 40)
     return per_hidden * shape.hidden + per_ffn * shape.intermediate
