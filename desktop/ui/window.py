@@ -112,7 +112,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.personalize, "Personalize")
         self.models_view = ModelPicker()
         self.tabs.addTab(self.models_view, "Models")
-        self.tabs.currentChanged.connect(lambda i: self.models_view.refresh() if i == 3 else None)
+        self.tabs.currentChanged.connect(
+            lambda i: self.models_view.refresh() if self.tabs.widget(i) is self.models_view else None
+        )
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)

@@ -191,3 +191,20 @@ def test_progress_text_reads_as_a_person_would_say_it() -> None:
     assert sentence("the server sent 5 of 9 bytes; run again to resume") == (
         "The server sent 5 of 9 bytes; run again to resume."
     )
+
+
+def test_the_models_tab_shows_the_speed_a_real_reply_measured(qtbot: Any, models_home: dict, app: Any) -> None:
+    from tests.gui.test_chat_window import send
+
+    assert send(qtbot, app, "Name a colour.")["status"] == "complete"
+    picker = app.window.models_view
+    with qtbot.waitSignal(picker.picker_did_refresh, timeout=TIMEOUT_MS):
+        app.window.tabs.setCurrentWidget(picker)
+    assert re.fullmatch(r"\d+\.\d tok/s", _row(picker.registered, "smollm2-135m")[2])
+    assert picker.button_for(picker.registered, "smollm2-135m").text() == "In use"
+    assert _row(picker.found, OLLAMA_NAME)[1] == "ollama"
+
+    with qtbot.waitSignal(app.session.engine_did_load, timeout=TIMEOUT_MS) as loaded:
+        picker.button_for(picker.found, OLLAMA_NAME).click()  # registered in place, then loaded by the session
+    assert loaded.args == [OLLAMA_NAME]
+    qtbot.waitUntil(lambda: app.window.model_picker.currentText() == OLLAMA_NAME, timeout=TIMEOUT_MS)
