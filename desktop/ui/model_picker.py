@@ -11,6 +11,7 @@ through `show_error`. Used by the Models tab and by the first-run onboarding.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -79,15 +80,20 @@ class BackgroundTask(QObject):
 
     def _run(self, fn: Callable[[Callable[[Any], None]], Any]) -> None:
         try:
-            value = fn(self.task_did_progress.emit)
+            value = fn(lambda progress: self._emit(self.task_did_progress, progress))
         except KnownError as exc:
-            self.task_did_fail.emit(str(exc))
+            self._emit(self.task_did_fail, str(exc))
         except Exception as exc:
             frames = "".join(traceback.format_tb(exc.__traceback__))
             log.error("model picker task failed with %s\n%s", type(exc).__name__, frames)
-            self.task_did_fail.emit(f"internal error ({type(exc).__name__}); see the log")
+            self._emit(self.task_did_fail, f"internal error ({type(exc).__name__}); see the log")
         else:
-            self.task_did_finish.emit(value)
+            self._emit(self.task_did_finish, value)
+
+    @staticmethod
+    def _emit(signal: Any, value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the window closed while this ran: nobody is left to tell
+            signal.emit(value)
 
 
 @dataclass
@@ -353,6 +359,10 @@ class ModelPicker(QWidget):
         """Stops between two chunks; the partial file is kept, and Download resumes it."""
         self._cancel.set()
         self.cancel_button.setEnabled(False)
+
+    def shutdown(self) -> None:
+        """The window is closing: a download stops between two chunks, its partial file kept for later."""
+        self._cancel.set()
 
     def _downloaded(self, name: str) -> None:
         self._downloading = None

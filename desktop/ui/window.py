@@ -610,6 +610,8 @@ class MainWindow(QMainWindow):
             if answer == "pause":
                 self.session.pause_personalization()
         self.session.stop()
+        self.models_view.shutdown()
+        self.welcome.picker.shutdown()
         super().closeEvent(event)
 
     def ask_keep_training(self) -> str:
