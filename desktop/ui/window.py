@@ -1,8 +1,7 @@
 """The main window: sidebar, conversation, composer, and the wiring between them and `ChatSession`.
 
 Pages (a QStackedWidget): the first-run onboarding, then the tabs (chat, documents, personalize, models).
-A tray icon,
-where the desktop has a tray, says when Hearth is learning. Shortcuts are declared in desktop.ui.shortcuts
+A tray icon, where the desktop has a tray, says when Hearth is learning. Shortcuts are declared in desktop.ui.shortcuts
 (F1 lists them). Sizes and colours come from desktop.ui.theme; at 1024x640 every control keeps its text
 (the top bar holds the title, which elides, and four controls; the documents switch sits under the
 composer).
@@ -264,14 +263,7 @@ class MainWindow(QMainWindow):
         s.engine_will_load.connect(lambda name: self._say(f"Loading {name or 'the model'}…"))
         s.engine_did_load.connect(lambda name: self._say(f"{name} ready"))
         s.engine_did_fail.connect(self._on_engine_fail)
-        s.store_did_fail.connect(lambda _: self.welcome.store_did_fail())
-        for picker in (self.models_view, self.welcome.picker):
-            picker.model_will_use.connect(s.switch_model)
-            s.models_did_load.connect(lambda _names, active, p=picker: p.set_active(active))
-            s.engine_did_fail.connect(picker.show_error)
-        self.welcome.encryption_will_start.connect(self._unlock)
-        self.welcome.folder_will_add.connect(lambda folder: self._add_documents([folder]))
-        self.welcome.onboarding_did_finish.connect(self._finish_onboarding)
+        self._connect_models_and_onboarding()
         s.generation_will_start.connect(self._on_generation_start)
         s.generation_did_stream.connect(self._on_stream)
         s.generation_did_finish.connect(self._on_generation_finish)
@@ -323,6 +315,19 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if app is not None:
             app.installEventFilter(self._palette_watcher)
+
+    def _connect_models_and_onboarding(self) -> None:
+        """Both model pickers (the Models tab, the first run's) ask the session to load; it tells them what
+        is loaded, or why a model was refused."""
+        s = self.session
+        for picker in (self.models_view, self.welcome.picker):
+            picker.model_will_use.connect(s.switch_model)
+            s.models_did_load.connect(lambda _names, active, p=picker: p.set_active(active))
+            s.engine_did_fail.connect(picker.show_error)
+        self.welcome.encryption_will_start.connect(self._unlock)
+        self.welcome.folder_will_add.connect(lambda folder: self._add_documents([folder]))
+        self.welcome.onboarding_did_finish.connect(self._finish_onboarding)
+        s.store_did_fail.connect(lambda _: self.welcome.store_did_fail())
 
     # -- store ----------------------------------------------------------------------------------------
 
