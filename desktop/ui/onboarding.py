@@ -62,9 +62,11 @@ class Onboarding(QWidget):
         self.steps = QStackedWidget()
         self.steps.setMaximumWidth(self.fontMetrics().averageCharWidth() * 120)  # a readable measure at any DPI
         space = theme.SPACE["xl"]
-        outer = QVBoxLayout(self)
+        outer = QHBoxLayout(self)  # the steps widen up to their measure, centred; the margins take the rest
         outer.setContentsMargins(space, space, space, space)
-        outer.addWidget(self.steps, 1, Qt.AlignmentFlag.AlignHCenter)
+        outer.addStretch(1)
+        outer.addWidget(self.steps, 100)
+        outer.addStretch(1)
         self.picker = ModelPicker()
         self.steps.addWidget(self._welcome_step())
         self.steps.addWidget(self._model_step())
