@@ -11,7 +11,8 @@ favours keyword search; the vector-only rows show the embedding change alone doe
 - Baseline: Hearth's own parser and chunker, then sentence-transformers fp32, `encode(batch_size=32)`,
   vectors kept in memory (no store write): the naive pipeline the issue measures (~13 chunks/s on 2 cores).
 - Hearth: `Ingester.add` end to end into a fresh encrypted store: read, hash, parse, chunk, FTS write,
-  embed (OpenVINO, bf16 where the CPU has native bf16, else fp32), vector write.
+  embed (OpenVINO, bf16 where the CPU has native bf16, else fp32), vector write. `--precision fp32` forces
+  OpenVINO's f32 inference on a bf16 CPU too, to measure what a CPU without native bf16 gets.
 - Latency: `Searcher.search` over a store of synthetic chunks (Zipf-sampled corpus words, random unit
   vectors), query vectors precomputed; query embedding time is reported separately.
 """
@@ -200,8 +201,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chars", type=int, default=300_000, help="corpus size in characters (~chunks x 1,000)")
     parser.add_argument("--questions", type=int, default=120)
-    parser.add_argument("--latency-chunks", type=int, default=100_000)
+    parser.add_argument("--latency-chunks", type=int, default=100_000, help="0 skips the latency store")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each side; best is kept")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="Hearth's OpenVINO precision; fp32 forces INFERENCE_PRECISION_HINT f32, as a CPU without native bf16 runs",
+    )
     args = parser.parse_args()
     os.environ.update(HEARTH_KEYRING="0", HEARTH_PASSPHRASE="bench passphrase, not a secret")
     os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-")  # the embedder's cache, not the user's
@@ -217,7 +224,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="hearth-corpus-"))
     files = build_corpus(folder, args.chars)
     questions = build_questions(folder, files, args.questions)
-    embedder = Embedder()
+    embedder = Embedder(precision=args.precision)
     t = time.perf_counter()
     embedder.load()
     kb = sum(p.stat().st_size for p in folder.iterdir()) // 1000
@@ -272,6 +279,10 @@ def main() -> None:
         embedder.embed_query(q)
         qt.append(time.perf_counter() - t)
     qt.sort()
+    print(f"QUERY       embedding p50 {1000 * statistics.median(qt):.1f} ms, "
+          f"p95 {1000 * qt[int(0.95 * (len(qt) - 1))]:.1f} ms; load now {os.getloadavg()[0]:.1f}")  # fmt: skip
+    if not args.latency_chunks:
+        return
     words: Counter = Counter()
     for p in folder.iterdir():
         words.update(w.lower() for w in p.read_text().split() if w.isalpha())
@@ -280,8 +291,6 @@ def main() -> None:
         f"LATENCY     {lat['n']} chunks: search p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms (query vector "
         f"given; the first query loads the matrix in {lat['cold_s']:.1f}s; store built in {lat['build_s']:.0f}s)"
     )
-    print(f"            query embedding p50 {1000 * statistics.median(qt):.1f} ms, "
-          f"p95 {1000 * qt[int(0.95 * (len(qt) - 1))]:.1f} ms; load now {os.getloadavg()[0]:.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

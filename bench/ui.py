@@ -94,14 +94,14 @@ def run_corpus(name: str, reply: str, rounds: int) -> dict[str, list[float]]:
         signal.disconnect(loop.quit)
 
     session.open_store()
-    wait(session.conversations_did_load)
+    wait(session.chats.conversations_did_load)
     rng = random.Random(7)
     ids, long_id = session.store_worker.call(lambda: seed(services.store(), reply, rng))
 
     def timed_open(cid: int, page: list[float] | None = None) -> float:
         start = time.perf_counter()
-        session.open_conversation(cid)
-        wait(session.conversation_did_open)
+        session.chats.open(cid)
+        wait(session.chats.conversation_did_open)
         window.repaint()
         painted = (time.perf_counter() - start) * 1000
         while len(window.chat.messages) < min(chat_view.PAGE, len(window.chat._saved)):

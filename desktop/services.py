@@ -1,36 +1,38 @@
 """The composition root: builds Hearth's long-lived objects in one order and closes them in reverse.
 
-Order: store (unlocks the encrypted database) → engine (loads the chat model) → front end. Both are opened
-lazily, so `hearth doctor` or `hearth models list` never pay for a model load or a passphrase prompt, and
-closed in `close()`, the single place where shutdown is wired. Front ends (CLI, window, API) receive one
-`Services` and ask it for what they need; nothing else constructs a Store or an Engine.
+Order: the two executors (store, engine: one thread each, started on first use) → store (unlocks the
+encrypted database) → engine (loads the chat model) → front end. Store and engine are opened lazily, so
+`hearth doctor` or `hearth models list` never pay for a model load or a passphrase prompt, and closed in
+`close()`, the single place where shutdown is wired: executors first (engine, then store, so a reply saving
+through the store executor can finish), then the engine, then the store. Front ends (CLI, window, API)
+receive one `Services` and ask it for what they need; nothing else constructs a Store, an Engine or their
+executors. The single-threaded CLI uses `store()` and `engine()` directly; the window and the API submit
+their work to `store_executor` and `engine_executor`, the only threads that touch those objects.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desktop.engine import models
+from desktop.engine.executor import Executor
 from storage import paths
 from storage.errors import KnownError
 
 if TYPE_CHECKING:
     from desktop.engine import Engine
+    from storage.keys import PassphraseSource
     from storage.store import Store
 
 log = logging.getLogger("hearth")
-
-# Asked for the passphrase: gets first_run (set a new one vs. enter the existing one), returns it.
-PassphrasePrompt = Callable[[bool], str]
 
 
 class Services:
     def __init__(
         self,
-        passphrase: str | PassphrasePrompt | None = None,
+        passphrase: PassphraseSource = None,
         model_path: Path | None = None,
         n_ctx: int | None = None,
         threads: int | None = None,
@@ -42,6 +44,8 @@ class Services:
         self._store: Store | None = None
         self._engine: Engine | None = None
         self._typed_passphrase: str | None = None
+        self.store_executor = Executor("store")  # owns the Store's SQLCipher connection
+        self.engine_executor = Executor("engine")  # owns the llama context
 
     def store(self) -> Store:
         if self._store is None:
@@ -75,7 +79,7 @@ class Services:
         assert self._engine is not None
         return self._engine
 
-    def set_passphrase_source(self, source: str | PassphrasePrompt | None) -> None:
+    def set_passphrase_source(self, source: PassphraseSource) -> None:
         """Who answers the store's passphrase question (the GUI swaps the CLI's terminal prompt for a dialog)."""
         self._passphrase = source
 
@@ -117,7 +121,9 @@ class Services:
         return self._engine is not None
 
     def close(self) -> None:
-        """Close in reverse order of construction: the engine, then the store."""
+        """Close in reverse order of construction: the executors, the engine, then the store."""
+        self.engine_executor.close()
+        self.store_executor.close()
         if self._engine is not None:
             self._engine.close()
             self._engine = None

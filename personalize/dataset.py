@@ -10,7 +10,7 @@ the split and kept on one side together: otherwise the held-out "gain" would be 
 on. Replay sequences (the base model's own answers to general prompts, see `drift`) are interleaved with the
 user's training text, never held out.
 
-Inputs are plain Python values so this is testable without the store; `from_store` reads them from it.
+Inputs are plain Python values so this is testable without the store; `personalize.store_io` reads them from it.
 """
 
 from __future__ import annotations
@@ -292,14 +292,3 @@ def _windows(ids: list[int], size: int) -> list[list[int]]:
 
 def _words(tokens: int) -> int:
     return int(tokens * 0.75)
-
-
-def from_store(store: Any) -> tuple[list[Document], list[Conversation]]:
-    """Read documents (chunk texts) and conversations from the encrypted store.
-
-    Duck-typed on the store's public API so this module does not pin the store's internals: it uses
-    `store.documents.chunks()` or `store.db` tables when present.
-    """
-    from personalize import store_io
-
-    return store_io.read_training_data(store)

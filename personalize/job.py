@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from storage import paths
 from storage.errors import KnownError, disk_full
@@ -68,7 +68,7 @@ def read_status() -> dict[str, Any]:
         status: dict[str, Any] = json.loads(status_path().read_text())
     except (OSError, ValueError):
         return {"state": "idle", "alive": False}
-    status["alive"] = _alive(int(status.get("pid", 0)))
+    status["alive"] = alive(int(status.get("pid", 0)))
     if status.get("state") in LIVE_STATES and not status["alive"]:
         status["state"] = "interrupted"
     return status
@@ -77,6 +77,20 @@ def read_status() -> dict[str, Any]:
 def running() -> dict[str, Any] | None:
     status = read_status()
     return status if status["alive"] and status.get("state") in LIVE_STATES else None
+
+
+def cancel(store: Callable[[], Any]) -> Literal["requested", "dropped"]:
+    """Cancel personalization, the one policy for the CLI and the window: a running job is asked to stop
+    at its next step and discard its checkpoint ("requested"); with none running, the saved checkpoint is
+    discarded here ("dropped"). `store` is called only then (it may ask for the passphrase)."""
+    if running() is not None:
+        request("cancel")
+        return "requested"
+    from personalize.registry import Registry
+
+    Registry(store()).drop_checkpoint()
+    write_status(state="cancelled", pid=0)
+    return "dropped"
 
 
 def should_stop(pause_on_battery: bool = False) -> Callable[[], str | None]:
@@ -242,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs; an exited child not yet reaped (a zombie) counts as gone."""
     if pid <= 0:
         return False
     try:

@@ -251,9 +251,10 @@ def open_llama(path: Path, n_ctx: int = 512, threads: int = 0) -> Any:
     threads and 1 s with one.
     """
     import llama_cpp
-    import psutil
 
-    threads = threads or psutil.cpu_count(logical=False) or 1
+    from storage.machine import physical_cores
+
+    threads = threads or physical_cores()
     return llama_cpp.Llama(
         model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
     )

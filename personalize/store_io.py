@@ -1,8 +1,8 @@
 """Reads the user's training text out of the encrypted store, as the plain values `dataset.build` takes.
 
-Documents come from `doc_chunks` (chunk text in order; the sentence overlap between consecutive chunks is
-removed so no text is learnt twice), conversations from `Chats`: the user's messages and the assistant
-replies that completed (interrupted or failed replies are not what the user kept).
+Documents come from `store.documents.chunk_texts()` (chunk text in order; the sentence overlap between
+consecutive chunks is removed so no text is learnt twice), conversations from `store.chats`: the user's
+messages and the assistant replies that completed (interrupted or failed replies are not what the user kept).
 """
 
 from __future__ import annotations
@@ -17,11 +17,7 @@ def read_training_data(store: Any) -> tuple[list[Document], list[Conversation]]:
 
 
 def read_documents(store: Any) -> list[Document]:
-    db = store.db
-    tables = set(db.table_names())
-    if "doc_chunks" not in tables:
-        return []
-    rows = db.execute("SELECT document_id, text FROM doc_chunks ORDER BY document_id, seq").fetchall()
+    rows = store.documents.chunk_texts()
     documents: list[Document] = []
     current: int | None = None
     previous = ""

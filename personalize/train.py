@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import io
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -124,10 +123,11 @@ def memory_plan(model: Any, cfg: TrainConfig) -> memory.Plan:
 
 
 def set_threads(cfg: TrainConfig) -> int:
-    import psutil
     import torch
 
-    threads = cfg.threads or psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    from storage.machine import physical_cores
+
+    threads = cfg.threads or physical_cores()
     torch.set_num_threads(threads)
     return threads
 

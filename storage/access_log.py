@@ -37,8 +37,9 @@ class AccessLog:
                 "INSERT INTO api_access (client, at, endpoint, passages) VALUES (?, ?, ?, ?)",
                 [client, now(), endpoint, passages],
             )
-            if cur.lastrowid % PRUNE_EVERY == 0:
-                db.execute("DELETE FROM api_access WHERE id <= ?", [cur.lastrowid - KEEP_ROWS])
+            row_id = cur.lastrowid or 0  # set after every INSERT; typed Optional
+            if row_id % PRUNE_EVERY == 0:
+                db.execute("DELETE FROM api_access WHERE id <= ?", [row_id - KEEP_ROWS])
 
     def recent(self, limit: int = 50, client: str | None = None) -> list[Access]:
         """Newest first."""

@@ -19,6 +19,7 @@ re-index (see migrations.m002); `search` first indexes any rows changed since th
 
 from __future__ import annotations
 
+import builtins  # `Chats.list` shadows the builtin in annotations inside the class
 import json
 import unicodedata
 from collections.abc import Callable
@@ -68,7 +69,7 @@ class Chats:
         sql = f"""SELECT {_CONVERSATION_COLUMNS},
                         (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
                  FROM conversations c WHERE c.trashed IS NULL ORDER BY c.updated DESC, c.id DESC"""
-        params: list[Any] = []
+        params: builtins.list[Any] = []
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -97,7 +98,7 @@ class Chats:
         """File a conversation in a folder ("" takes it out of any)."""
         self._set(conversation_id, "folder = ?", [" ".join(folder.split())])
 
-    def folders(self) -> list[str]:
+    def folders(self) -> builtins.list[str]:
         rows = self._db().execute(
             "SELECT DISTINCT folder FROM conversations WHERE folder != '' AND trashed IS NULL ORDER BY folder"
         )
@@ -119,13 +120,13 @@ class Chats:
         with self._db().atomic() as db:
             return max(db.execute("DELETE FROM conversations WHERE trashed IS NOT NULL").rowcount, 0)
 
-    def _set(self, conversation_id: int, assignment: str, params: list[Any]) -> None:
+    def _set(self, conversation_id: int, assignment: str, params: builtins.list[Any]) -> None:
         with self._db().atomic() as db:
             cursor = db.execute(f"UPDATE conversations SET {assignment} WHERE id = ?", [*params, conversation_id])
             if cursor.rowcount == 0:
                 raise KnownError(f"there is no conversation {conversation_id}")
 
-    def _update_conversation(self, conversation_id: int, assignment: str, params: list[Any]) -> None:
+    def _update_conversation(self, conversation_id: int, assignment: str, params: builtins.list[Any]) -> None:
         with self._db().atomic() as db:
             cursor = db.execute(
                 f"UPDATE conversations SET {assignment}, updated = ? WHERE id = ?", [*params, now(), conversation_id]
@@ -135,7 +136,7 @@ class Chats:
 
     # -- messages -----------------------------------------------------------------------------------
 
-    def messages(self, conversation_id: int) -> list[dict[str, Any]]:
+    def messages(self, conversation_id: int) -> builtins.list[dict[str, Any]]:
         """The branch shown: from the first message to the conversation's leaf (a child's id is always
         greater than its parent's, so id order is path order)."""
         rows = (
@@ -152,19 +153,19 @@ class Chats:
         )
         return [_message(row) for row in rows]
 
-    def tree(self, conversation_id: int) -> list[dict[str, Any]]:
+    def tree(self, conversation_id: int) -> builtins.list[dict[str, Any]]:
         """Every message of every branch, in id order (each names its parent)."""
         rows = self._db().execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id]
         )
         return [_message(row) for row in rows.fetchall()]
 
-    def branches(self, conversation_id: int) -> dict[int, list[int]]:
+    def branches(self, conversation_id: int) -> dict[int, builtins.list[int]]:
         """For each message that has alternatives: its siblings' ids (itself included), oldest first."""
         rows = self._db().execute(
             "SELECT id, parent_id FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id]
         )
-        children: dict[int | None, list[int]] = {}
+        children: dict[int | None, builtins.list[int]] = {}
         for message_id, parent_id in rows.fetchall():
             children.setdefault(parent_id, []).append(message_id)
         return {m: ids for ids in children.values() if len(ids) > 1 for m in ids}
@@ -266,7 +267,7 @@ class Chats:
             )
             db.execute(f"DELETE FROM messages WHERE id IN ({marks})", doomed)
 
-    def _update_message(self, message_id: int, assignments: str, params: list[Any]) -> None:
+    def _update_message(self, message_id: int, assignments: str, params: builtins.list[Any]) -> None:
         with self._db().atomic() as db:
             cursor = db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", [*params, message_id])
             if cursor.rowcount == 0:
@@ -274,7 +275,7 @@ class Chats:
 
     # -- search -------------------------------------------------------------------------------------
 
-    def search(self, text: str, limit: int = 50, marks: tuple[str, str] = ("[", "]")) -> list[dict[str, Any]]:
+    def search(self, text: str, limit: int = 50, marks: tuple[str, str] = ("[", "]")) -> builtins.list[dict[str, Any]]:
         """Messages containing `text` (case- and accent-insensitive substring), best match first.
 
         Each hit: conversation_id, title, message_id, role, snippet, updated. The whole query is one FTS5

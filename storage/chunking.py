@@ -45,6 +45,10 @@ def chunk_document(doc: ParsedDoc, target: int = TARGET_CHARS, overlap: int = OV
 
 
 def _location(section: Section, start: int, end: int) -> str:
+    if section.location:
+        return section.location
+    if section.ocr:  # recognised text: its lines are the OCR's, so a line range would mean nothing
+        return "OCR" if section.page is None else f"p. {section.page} (OCR)"
     if section.page is not None:
         return f"p. {section.page}"
     if section.heading:

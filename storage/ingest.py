@@ -16,6 +16,7 @@ prompt and every transaction small (chat writes interleave on the same store).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -128,22 +129,42 @@ class Ingester:
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
         embed: bool = True,
+        on_found: Callable[[list[str]], None] | None = None,
+        on_file: Callable[[Outcome], None] | None = None,
+        parser: ParserProcess | None = None,
+        trust_stat: bool = False,
     ) -> Summary:
+        """Index (then embed) the files under `paths`.
+
+        `on_found` gets the paths about to be indexed once discovery is done, `on_file` each file's outcome
+        as it is committed: the watcher keeps its "waiting" list with them. `parser`: a child kept by the
+        caller across runs (the watcher: no interpreter start per change); by default one for this run.
+        `trust_stat`: a file whose size and modification time match the stored ones is skipped unread (the
+        watcher's start-up scan: reading every file of a large folder at each start would cost minutes).
+        """
         started = time.monotonic()
         stop = should_stop or (lambda: False)
         found, refused = discover(paths, include, exclude, max_bytes)
         summary = Summary(outcomes=[Outcome(r.path, "failed", r.reason) for r in refused])
+        if on_found is not None:
+            on_found([str(c.path) for c in found])
         meter = _Meter("index", len(found), progress)
-        with ParserProcess(self.limits) as parser:
+        with contextlib.nullcontext(parser) if parser is not None else ParserProcess(self.limits) as parser:
             for cand in found:
                 if stop():
                     summary.cancelled = True
                     break
                 try:
-                    summary.outcomes.append(self.index_file(cand.path, max_bytes, parser, stop))
+                    if trust_stat and self.docs.file_stat(str(cand.path)) == (cand.size, cand.mtime):
+                        outcome = Outcome(str(cand.path), "skipped", "unchanged (same size and time)")
+                    else:
+                        outcome = self.index_file(cand.path, max_bytes, parser, stop)
                 except Stopped:
                     summary.cancelled = True
                     break
+                summary.outcomes.append(outcome)
+                if on_file is not None:
+                    on_file(outcome)
                 meter.step(current=cand.path.name)
         self.docs.record_results(
             {o.path: o.reason for o in summary.by_status("failed")},

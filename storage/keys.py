@@ -301,6 +301,11 @@ def check_new_passphrase(passphrase: str) -> None:
         raise KnownError(f"the passphrase is too short: use at least {MIN_PASSPHRASE} characters")
 
 
+def env_passphrase() -> str | None:
+    """HEARTH_PASSPHRASE (scripts, tests, the self-test), the one place it is read; None when unset or empty."""
+    return os.environ.get("HEARTH_PASSPHRASE") or None
+
+
 def resolve_passphrase(source: PassphraseSource, first_run: bool) -> str:
     """A string as is; a callable asked with first_run; None means HEARTH_PASSPHRASE or a clear error."""
     if callable(source):
@@ -308,7 +313,7 @@ def resolve_passphrase(source: PassphraseSource, first_run: bool) -> str:
     elif source is not None:
         passphrase = source
     else:
-        passphrase = os.environ.get("HEARTH_PASSPHRASE", "")
+        passphrase = env_passphrase() or ""
         if not passphrase:
             action = "choose" if first_run else "unlock with"
             raise KnownError(

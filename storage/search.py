@@ -6,8 +6,10 @@ between the two. Exact search rather than an ANN index: a float32 matrix of 100k
 matrix-vector product (~5 ms), so approximate search would buy nothing but recall loss at this scale.
 
 The matrix is cached per process and reloaded when `doc_state.vectors` (bumped by triggers on every
-vector write) changes. Hits are de-duplicated per document (a file, or one message of a mailbox): the
-best chunk of each document first, so five hits are five sources, not one file five times.
+vector write) changes. Hits are de-duplicated per document (a file, or one message of a mailbox), so five
+hits are five sources, not one file five times. Documents are ranked by their best chunks together, not by
+the best one alone: a page's best keyword chunk and its best vector chunk are often two different chunks,
+and chunk-level RRF gives that agreement no credit (see DOCUMENT_CHUNKS).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -29,14 +30,23 @@ from storage.embeddings import MODEL_NAME, Embedder, from_blobs
 RRF_K = 60  # the constant from Cormack et al. (2009); flattens the head so both lists get a say
 CANDIDATES = 50  # per retriever; fused then de-duplicated down to k
 # RRF weight of each retriever, and FTS5 bm25() weights of the (text, heading) columns; bench/retrieval.py
-# --levers measures alternatives on three corpora.
-FUSION_WEIGHTS = {"keyword": 1.0, "vector": 1.0}
+# --levers measures alternatives on three corpora. BM25 is the stronger retriever on all three (alone:
+# 0.762 / 0.805 recall@5 on sqlite-docs / KJV, vectors alone 0.833 / 0.732); halving the vectors' vote
+# found one more KJV answer and lost none (README). One question in ~40: a small, not a proven, edge.
+FUSION_WEIGHTS = {"keyword": 1.0, "vector": 0.5}
 BM25_WEIGHTS = (1.0, 0.5)
 # FTS5 scores every row a query matches, so BM25's cost grows with the postings of common words (a word in
 # every chunk cost >100 ms at 100k chunks). Query words are taken rarest first while their summed document
 # frequencies stay within this budget; common words add little to BM25 anyway, and the vector side still
 # sees the whole question.
 POSTINGS_BUDGET = 10_000
+# A document's score: its best fused chunk plus DOCUMENT_DECAY times its second best (and so on, for the
+# first DOCUMENT_CHUNKS chunks), when both retrievers vote. Measured with bench/retrieval.py (file-level
+# recall@5 / MRR against the best chunk alone, see README): sqlite-docs 0.857/0.643 -> 0.905/0.742, KJV
+# 0.829/0.661 -> 0.854/0.719. With keywords alone (a non-English query) it only rewards long pages that repeat
+# the query's words (Italian man pages 0.700 -> 0.575), so a one-retriever ranking keeps the best chunk alone.
+DOCUMENT_CHUNKS = 2
+DOCUMENT_DECAY = 0.5
 _STOPWORD_TEXT = """
 a an and are as at be but by can did do does for from had has have how i if in into is it its me my no not of
 on or our she so than that the their them then there these they this to was we were what when where which who
@@ -64,7 +74,7 @@ class Hit:
     page: int | None
     heading: str
     text: str
-    score: float  # fused RRF score: higher is better, only comparable within one result list
+    score: float  # its document's fused RRF score: higher is better, only comparable within one result list
     similarity: float | None  # cosine to the query, when the chunk has a vector yet
     keyword: bool  # matched the BM25 query
     terms_matched: float  # share of the query's content words that occur in this chunk
@@ -127,34 +137,38 @@ class Searcher:
             for rank, cid in enumerate(ranked, start=1):
                 fused[cid] = fused.get(cid, 0.0) + weight / (RRF_K + rank)
         rows = self.docs.chunk_rows(list(fused))
+        by_doc: dict[int, list[int]] = {}
+        for cid in sorted(fused, key=lambda c: -fused[c]):
+            if cid in rows:  # else deleted since the cache was built
+                by_doc.setdefault(rows[cid]["document_id"], []).append(cid)
+        both_voted = vector_weight > 0 and bool(semantic_ids) and bool(keyword_ids)
+        depth = DOCUMENT_CHUNKS if both_voted else 1
+        doc_score = {
+            doc: sum(fused[c] * DOCUMENT_DECAY**j for j, c in enumerate(cids[:depth])) for doc, cids in by_doc.items()
+        }
         keyword_set = set(keyword_ids)
         hits: list[Hit] = []
-        per_doc: dict[int, int] = {}
-        for cid in sorted(fused, key=lambda c: -fused[c]):
-            row = rows.get(cid)
-            if row is None:  # deleted since the cache was built
-                continue
-            if per_doc.get(row["document_id"], 0) >= per_document:
-                continue
-            per_doc[row["document_id"]] = per_doc.get(row["document_id"], 0) + 1
-            hits.append(
-                Hit(
-                    chunk_id=cid,
-                    document_id=row["document_id"],
-                    source=row["path"],
-                    title=row["title"],
-                    location=row["location"],
-                    page=row["page"],
-                    heading=row["heading"],
-                    text=row["text"],
-                    score=round(fused[cid], 6),
-                    similarity=self._similarity(sims, cid),
-                    keyword=cid in keyword_set,
-                    terms_matched=_coverage(terms, row["heading"] + "\n" + row["text"]),
+        for doc in sorted(by_doc, key=lambda d: -doc_score[d]):
+            for cid in by_doc[doc][:per_document]:
+                row = rows[cid]
+                hits.append(
+                    Hit(
+                        chunk_id=cid,
+                        document_id=doc,
+                        source=row["path"],
+                        title=row["title"],
+                        location=row["location"],
+                        page=row["page"],
+                        heading=row["heading"],
+                        text=row["text"],
+                        score=round(doc_score[doc], 6),
+                        similarity=self._similarity(sims, cid),
+                        keyword=cid in keyword_set,
+                        terms_matched=_coverage(terms, row["heading"] + "\n" + row["text"]),
+                    )
                 )
-            )
-            if len(hits) >= k:
-                break
+                if len(hits) >= k:
+                    return hits
         return hits
 
     def keyword(self, terms: list[str], limit: int) -> list[int]:
@@ -252,13 +266,7 @@ def _coverage(terms: list[str], text: str) -> float:
     return round(sum(t[: max(4, len(t) - 2)] in lower for t in terms) / len(terms), 3)  # crude stem match
 
 
-_searchers: weakref.WeakKeyDictionary[Any, Searcher] = weakref.WeakKeyDictionary()
-
-
 def search(store: Any, query: str, k: int = 5, per_document: int = 1) -> list[Hit]:
-    """Search a Store's documents, reusing one Searcher (and its vector cache) per open store."""
-    searcher = _searchers.get(store)
-    if searcher is None:
-        ref = weakref.ref(store)  # a strong reference in the value would keep the key alive forever
-        searcher = _searchers[store] = Searcher(lambda: ref().db)
-    return searcher.search(query, k=k, per_document=per_document)
+    """Search a Store's documents: `store.search(...)`, kept for callers of the module function."""
+    result: list[Hit] = store.search(query, k=k, per_document=per_document)
+    return result

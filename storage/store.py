@@ -14,10 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import sqlcipher3
 from sqlite_utils import Database
@@ -25,19 +24,28 @@ from sqlite_utils import Database
 from storage import blobs as blobs_mod
 from storage import db as dbmod
 from storage import keys, migrations, paths
+from storage.access_log import AccessLog
 from storage.blobs import Blobs
 from storage.chats import Chats
+from storage.documents import Documents
 from storage.errors import KnownError
 from storage.keys import Custody, KeyringCustody, PassphraseCustody, PassphraseSource
 from storage.settings import Settings
 from storage.timeutil import now
+
+if TYPE_CHECKING:
+    from storage.ingest import Summary
+    from storage.search import Hit, Searcher
 
 REKEY_SUFFIX = ".rekey"
 KEEP_BACKUPS = 2  # migration backups kept: the one before the latest upgrade and the one before that
 
 
 class Store:
-    """Use `Store.open(...)`; attributes `db` (sqlite_utils.Database), `chats`, `blobs`, `settings`, `custody`."""
+    """Use `Store.open(...)`; attributes `db` (sqlite_utils.Database), `chats`, `blobs`, `settings`, `documents`,
+    `access_log`, `custody`; `search()` and `ingest()` over the documents. Callers never build those over
+    `store.db` themselves.
+    """
 
     def __init__(self, conn: sqlcipher3.Connection, key: bytes, custody: Custody, lock: _Lock) -> None:
         self._conn = conn
@@ -48,6 +56,9 @@ class Store:
         self.chats = Chats(lambda: self.db)
         self.blobs = Blobs(lambda: self.db)
         self.settings = Settings(lambda: self.db)
+        self.documents = Documents(lambda: self.db)
+        self.access_log = AccessLog(lambda: self.db)
+        self._searcher: Searcher | None = None  # built on first search: it holds the vector matrix cache
 
     # -- opening ------------------------------------------------------------------------------------
 
@@ -174,6 +185,20 @@ class Store:
     def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
         self.close()
 
+    def search(self, query: str, k: int = 5, per_document: int = 1) -> list[Hit]:
+        """Hybrid search over the ingested documents (storage.search), one cached searcher per open store."""
+        if self._searcher is None:
+            from storage.search import Searcher
+
+            self._searcher = Searcher(lambda: self.db)
+        return self._searcher.search(query, k=k, per_document=per_document)
+
+    def ingest(self, paths: Any, **options: Any) -> Summary:
+        """Index (and embed) files and folders: `storage.ingest.Ingester.add` with its options."""
+        from storage.ingest import Ingester
+
+        return Ingester(lambda: self.db).add(paths, **options)
+
     def change_passphrase(self, new_passphrase: str) -> None:
         """Re-wrap the same database key under a new passphrase (the database itself is not touched)."""
         self._custody.change_passphrase(self._key, new_passphrase)
@@ -280,6 +305,3 @@ class _Lock:
             with contextlib.suppress(OSError):
                 self._handle.close()
             self._handle = None
-
-
-PassphrasePrompt = Callable[[bool], str]

@@ -31,16 +31,25 @@ def minilm_ir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return cached_ir(Path(model_path())).parent
 
 
+UNIT_TESTS = Path(__file__).parent / "unit"
+
+
 @pytest.fixture(autouse=True)
-def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minilm_ir: Path) -> Path:
-    """A fresh HEARTH_HOME whose cache already holds the converted embedder (tests/e2e/guarantees convert anew)."""
+def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Path:
+    """A fresh HEARTH_HOME whose cache already holds the converted embedder (tests/e2e/guarantees convert anew).
+
+    Pure unit tests skip the conversion (tens of seconds, once per session); a unit test that embeds asks for
+    it with `pytest.mark.usefixtures("minilm_ir")`.
+    """
     home = tmp_path / "hearth-home"
     monkeypatch.setenv("HEARTH_HOME", str(home))
     monkeypatch.delenv("HEARTH_PASSPHRASE", raising=False)
     cache = home / "cache"
     cache.mkdir(parents=True, mode=0o700)
     home.chmod(0o700)
-    (cache / minilm_ir.name).symlink_to(minilm_ir, target_is_directory=True)
+    if not request.path.is_relative_to(UNIT_TESTS) or "minilm_ir" in request.fixturenames:
+        minilm_ir: Path = request.getfixturevalue("minilm_ir")
+        (cache / minilm_ir.name).symlink_to(minilm_ir, target_is_directory=True)
     return home
 
 

@@ -2,11 +2,13 @@
 
 `ApiState` holds what outlives a request: the configuration, the way to reach the engine and the store
 (`Backend`, getters so nothing loads before it is needed), the `ClientGate` (who may call, and the access
-log), and the single-thread workers (chat model, embedder). `desktop.api.server.ApiServer` builds one,
-serves `create_app(state)` with uvicorn and closes it.
+log), and the two request lines (chat jobs on the engine executor `Backend.executor`, embeddings on a
+thread of their own). `desktop.api.server.ApiServer` builds one, serves `create_app(state)` with uvicorn
+and closes it.
 
 Three APIs share the port and the security layer: OpenAI's (`/v1/...`, here), Ollama's (`/api/...`,
-desktop/api/ollama.py) and MCP over Streamable HTTP (`/mcp`, desktop/api/mcp_server.py).
+desktop/api/ollama.py) and MCP over Streamable HTTP (`/mcp`, desktop/api/mcp_server.py). Ollama's chat and
+generate requests become the same chat jobs, so they share the engine executor too.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from desktop.engine import models
 
 if TYPE_CHECKING:
     from desktop.engine import Engine
+    from desktop.engine.executor import Executor
     from storage.store import Store
 
 
@@ -57,6 +60,9 @@ class Backend:
     engine: Callable[[], Engine]
     store: Callable[[], Store] | None = None  # needed for hearth_docs / hearth_save only
     embedder: embeddings.Embedder | None = None  # default: the shared or bundled MiniLM, loaded lazily
+    # The engine executor chat jobs run on (`Services.engine_executor`, shared with the window when it hosts
+    # the API); None: the API makes its own thread (tests with a bare Engine).
+    executor: Executor | None = None
 
 
 @dataclass
@@ -69,10 +75,8 @@ class ApiState:
     embed_worker: ModelWorker = field(init=False)
 
     def __post_init__(self) -> None:
-        self.chat_worker = ModelWorker("chat", self.config.queue_capacity)
+        self.chat_worker = ModelWorker("chat", self.config.queue_capacity, self.backend.executor)
         self.embed_worker = ModelWorker("embeddings", self.config.embed_queue_capacity)
-        self.chat_worker.start()
-        self.embed_worker.start()
 
     def served_names(self) -> set[str]:
         return {ALIAS, self.config.model_name}

@@ -14,7 +14,6 @@ documents and (opt-in) saving work the same way everywhere. Mapping:
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from desktop.api import schemas
 from desktop.api.errors import ApiError
 from desktop.api.queue import JobFailed, ModelWorker, QueueFull, Ticket, WorkerStopped
 from desktop.api.schemas import MAX_STOP_SEQUENCES, ChatCompletionRequest, ChatMessage
-from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, Engine, GenerationStats, Message, SamplingParams
+from desktop.engine import DEFAULT_MAX_TOKENS, ChatEvent, GenerationStats, Message, SamplingParams, adapters
 from desktop.engine.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from storage.errors import KnownError
 
@@ -59,11 +58,6 @@ class Turn:
     question: str
 
 
-def documents_available() -> bool:
-    """Grounding needs the documents engineer's search and context builder; both are optional modules."""
-    return all(importlib.util.find_spec(name) is not None for name in ("storage.search", "desktop.engine.grounding"))
-
-
 def check_model(state: ApiState, name: str) -> str:
     """The model name to report back; 404 for an unknown name, 400 for a registered but not loaded one."""
     if name in state.served_names():
@@ -88,13 +82,8 @@ def prepare(state: ApiState, req: ChatCompletionRequest, client: Client) -> tupl
         raise ApiError(400, "tools (function calling) are not supported", "unsupported_parameter", "tools")
     if req.hearth_adapter is not None and state.backend.store is None:
         raise ApiError(501, "this server has no store holding adapters", "adapters_unavailable", "hearth_adapter")
-    if req.hearth_docs and (not documents_available() or state.backend.store is None):
-        raise ApiError(
-            501,
-            "document grounding is not available in this build of Hearth yet",
-            "documents_unavailable",
-            "hearth_docs",
-        )
+    if req.hearth_docs and state.backend.store is None:
+        raise ApiError(501, "this server has no store holding documents", "documents_unavailable", "hearth_docs")
     if req.hearth_save and state.backend.store is None:
         raise ApiError(501, "this server has no store to save chats in", "history_unavailable", "hearth_save")
     turn = _turn(req.messages)
@@ -167,7 +156,9 @@ def _text(m: ChatMessage, i: int) -> str:
 
 
 def job(state: ApiState, req: ChatCompletionRequest, turn: Turn, params: SamplingParams) -> Callable[[], Iterator]:
-    """The work the model worker runs: one Conversation turn, yielding ChatEvents (then Sources)."""
+    """The work the model worker runs on the engine executor: one Conversation turn, yielding ChatEvents
+    (then Sources). A `hearth_adapter` is an argument of the turn's one locked `Engine.chat` call, so no
+    other reply (the window's) can run on it and the user's active adapter is back when the turn ends."""
     backend = state.backend
 
     def work() -> Iterator[ChatEvent | Sources | SetupFailed]:
@@ -183,39 +174,15 @@ def job(state: ApiState, req: ChatCompletionRequest, turn: Turn, params: Samplin
         )
         conversation.history = list(turn.history)
         try:
-            if req.hearth_adapter is not None:
-                assert store is not None
-                _use_adapter(engine, store, req.hearth_adapter)
-            yield from conversation.stream(turn.question, params)
+            adapter = adapters.choice(store, req.hearth_adapter) if req.hearth_adapter is not None else None
+            yield from conversation.stream(turn.question, params, adapter=adapter)
         except KnownError as exc:  # unknown adapter, grounding failures; the engine reports its own as events
             yield ChatEvent("error", str(exc))
             return
-        finally:
-            if req.hearth_adapter is not None and store is not None:
-                engine.sync_adapter(store)  # back to the adapter the user made active
         if req.hearth_docs:
             yield Sources(conversation.last_sources)
 
     return work
-
-
-def _use_adapter(engine: Engine, store: Any, adapter_id: str) -> None:
-    """Apply the requested adapter for one request ("off": the base model, "active": the user's active
-    adapter); KnownError for an unknown id or when no adapter is active."""
-    if adapter_id == "off":
-        if engine.adapter_id is not None:  # a swap resets the KV cache: skip it when nothing changes
-            engine.use_adapter(None)
-        return
-    from personalize.registry import Registry
-
-    registry = Registry(store)
-    if adapter_id == "active":
-        active = registry.active_id()
-        if active is None:
-            raise KnownError("no personal adapter is active: make one with `hearth personalize`")
-        adapter_id = active
-    registry.get(adapter_id)  # KnownError naming the unknown id
-    engine.use_adapter(adapter_id, registry.gguf_bytes(adapter_id))
 
 
 def submit(

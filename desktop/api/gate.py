@@ -1,7 +1,8 @@
 """Who may call the API right now: the named clients' token hashes and scopes, and the access log.
 
-The gate owns its own connection to the encrypted store on its own thread, so checking a token never
-waits for a generation that holds the store, and never shares a connection across threads. It re-reads
+The gate reads through a `SideConnection` (desktop/engine/side_connection.py): its own connection to the
+encrypted store on its own thread, so checking a token never waits behind the store executor's line, and
+never shares a connection across threads. It re-reads
 the clients whenever the database changed since the last request (`PRAGMA data_version`, which moves on
 any other connection's commit, another process's included), so `hearth clients revoke` or
 `hearth api-token --rotate` takes effect on a running `hearth serve` at the next request, at the cost of
@@ -11,14 +12,11 @@ reopens it (an open connection would keep reading the old file and miss later re
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlite_utils import Database
-
+from desktop.engine.side_connection import SideConnection
 from storage import clients as clients_mod
 from storage import paths
 from storage.access_log import AccessLog
@@ -26,6 +24,7 @@ from storage.clients import Client
 
 if TYPE_CHECKING:
     import sqlcipher3
+    from sqlite_utils import Database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,9 +33,7 @@ T = TypeVar("T")
 class ClientGate:
     def __init__(self, connect: Callable[[], sqlcipher3.Connection]) -> None:
         """`connect` opens the gate's own connection (`Store.connect_again`); called on the gate's thread."""
-        self._connect = connect
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="hearth-api-gate")
-        self._db: Database | None = None
+        self._side = SideConnection("api-gate", connect)
         self._version: int | None = None
         self._clients: dict[str, Client] = {}
         self._tokenless = False
@@ -45,7 +42,7 @@ class ClientGate:
     async def resolve(self, presented: str | None) -> Client | None:
         """The client a request comes from: its token's; for no token, the tokenless Ollama client when the
         user turned that on; else None."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._resolve, presented)
+        return await self._side.run(self._resolve, presented)
 
     def _resolve(self, presented: str | None) -> Client | None:
         self._refresh()
@@ -54,16 +51,14 @@ class ClientGate:
         return clients_mod.find(self._clients, presented)
 
     def _database(self) -> Database:
-        if self._db is None:
-            self._db = Database(self._connect(), execute_plugins=False)
+        if not self._side.is_open:
             self._inode = _inode()
-        return self._db
+        return self._side.db()
 
     def _refresh(self) -> None:
-        if self._db is not None and _inode() != self._inode:
-            # `hearth rekey` replaced the file: this connection would keep reading the old one.
-            self._db.conn.close()
-            self._db, self._version = None, None
+        if self._side.is_open and _inode() != self._inode:
+            self._side.reopen()  # `hearth rekey` replaced the file: this connection would keep reading the old one
+            self._version = None
         db = self._database()
         version = db.execute("PRAGMA data_version").fetchone()[0]
         if version == self._version:
@@ -80,7 +75,7 @@ class ClientGate:
 
     async def read(self, query: Callable[[Database], T]) -> T:
         """Run a small read on the gate's connection (e.g. which personal adapter is active)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, query, self._database())
+        return await self._side.run(lambda: query(self._database()))
 
     def record(self, client: str, endpoint: str, passages: int = 0) -> None:
         """Append to the access log without holding up the response (a failure is logged, by type only)."""
@@ -91,22 +86,11 @@ class ClientGate:
             except Exception as exc:
                 log.error("API access log write failed with %s", type(exc).__name__)
 
-        try:
-            self._executor.submit(write)
-        except RuntimeError:  # closed: the server is gone, and so is the request
+        if self._side.submit(write) is None:
             log.warning("API access log entry dropped: the server was closing")
 
     def close(self) -> None:
-        def close_connection() -> None:
-            if self._db is not None:
-                self._db.conn.close()
-                self._db = None
-
-        try:
-            self._executor.submit(close_connection)
-        except RuntimeError:  # closed already
-            return
-        self._executor.shutdown(wait=True)
+        self._side.close()
 
 
 def _inode() -> int | None:

@@ -1,22 +1,18 @@
 """Read-only views of the user's documents and chats for other apps (the MCP tools), with citations.
 
-A `Library` owns its own connection to the encrypted store on its own thread (the store's connections
-are not shared across threads), so an MCP search never waits behind a generation and never races the
-store's owner. It only reads, apart from the access log entry each call adds (the tool's name and the
-number of passages returned, never the content) and the chat index's own catch-up.
+A `Library` reads through a `SideConnection` (desktop/engine/side_connection.py): its own connection to the encrypted
+store on its own thread (the store's connections are not shared across threads), so an MCP search never waits behind
+the store executor's line and never races the store's owner. It only reads, apart from the access log entry each call
+adds (the tool's name and the number of passages returned, never the content) and the chat index's own catch-up.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlite_utils import Database
-
+from desktop.engine.side_connection import SideConnection
 from storage.access_log import AccessLog
 from storage.errors import KnownError
 
@@ -33,28 +29,16 @@ MIN_OVERLAP = 20  # shorter shared text ("." or "the") is coincidence, not the c
 
 class Library:
     def __init__(self, connect: Callable[[], sqlcipher3.Connection]) -> None:
-        self._connect = connect
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="hearth-mcp-library")
-        self._db: Database | None = None
+        self._side = SideConnection("mcp-library", connect)
+        self.db = self._side.db  # on the library's thread only
         self._searcher: Searcher | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on the library's thread (the only one that touches its connection)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
-
-    def db(self) -> Database:
-        if self._db is None:
-            self._db = Database(self._connect(), execute_plugins=False)
-        return self._db
+        return await self._side.run(fn, *args)
 
     def close(self) -> None:
-        def close_connection() -> None:
-            if self._db is not None:
-                self._db.conn.close()
-                self._db = None
-
-        self._executor.submit(close_connection)
-        self._executor.shutdown(wait=True)
+        self._side.close()
 
     # -- the tools' work (library thread) -----------------------------------------------------------
 

@@ -6,13 +6,17 @@ Shapes follow Ollama's docs/api.md: `/api/version`, `/api/tags`, `/api/show`, `/
 `/api/embeddings`. Errors are Ollama's `{"error": "..."}`.
 
 Generation goes through the same helpers as `/v1/chat/completions` (desktop/api/chat.py): an Ollama request
-becomes a `ChatCompletionRequest`, so validation, the model worker's queue (429 with Retry-After, 503 while
-stopping), grounding and the personal adapter behave identically on both APIs.
+becomes a `ChatCompletionRequest`, so validation, the chat queue on the engine executor (429 with
+Retry-After, 503 while stopping; shared with the window when it hosts the API), grounding and the personal
+adapter behave identically on both APIs.
 
 Model names: `hearth` (also `hearth:latest`, and the running model's own name) is the base model, without
 the personal adapter; `hearth:personal` is the same model with the user's active personal adapter, listed
 only when one is active and only to clients with a token. Tokenless clients (an opt-in, see
 desktop/api/security.py) get the base model only.
+
+Past ~400 lines on purpose: it is a catalogue of Ollama's response shapes, one small function per shape;
+the behaviour behind them lives in chat.py, embeddings.py and the engine.
 """
 
 from __future__ import annotations

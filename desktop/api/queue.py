@@ -1,7 +1,9 @@
-"""One worker thread per model, and a bounded line of requests waiting for it.
+"""A bounded line of requests for one model, run on that model's single-thread executor.
 
 The llama context (and the embedder) are not thread-safe, and two generations at once would only halve each
-other's speed on a CPU, so every request's work runs on one worker thread, one job at a time. At most
+other's speed on a CPU, so every request's work runs on one executor thread, one job at a time. The chat
+line runs on the engine executor it is given (`Services.engine_executor`): when the window hosts the API,
+its replies and the API's are jobs on that same thread, one after the other. At most
 `capacity` jobs wait; a request arriving at a full line gets `QueueFull` (the API answers 429 with a
 Retry-After estimated from recent job times), so a burst of clients costs memory for `capacity` requests,
 never a crash.
@@ -15,14 +17,16 @@ token.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
-import queue
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
+
+from desktop.engine.executor import Executor, ExecutorClosed
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -91,44 +95,35 @@ class Ticket(Generic[T]):
 
 
 class ModelWorker:
-    """Runs submitted jobs one at a time on its own thread; `submit` refuses when `capacity` jobs wait."""
+    """Runs submitted jobs one at a time on an executor; `submit` refuses when `capacity` jobs wait.
 
-    def __init__(self, name: str, capacity: int) -> None:
+    Without an executor the worker makes its own (`hearth-api-<name>`) and closes it in `stop()`; a shared
+    one (the engine executor) is left running for its owner.
+    """
+
+    def __init__(self, name: str, capacity: int, executor: Executor | None = None) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self.name = name
         self.capacity = capacity
-        # Unbounded here: the bound is `_in_flight`, checked in submit() (capacity 0: only the running job).
-        self._jobs: queue.Queue[tuple[Ticket, Callable[[], Iterator]] | None] = queue.Queue()
+        self._executor = executor or Executor(f"api-{name}")
+        self._owns_executor = executor is None
         self._in_flight = 0  # the running job plus those waiting; at most capacity + 1
         self._count_lock = threading.Lock()
         self._avg_job_s = 5.0  # prior for Retry-After until real jobs have been timed
-        self._thread: threading.Thread | None = None
-        self._current: Ticket | None = None
+        self._accepted: dict[Ticket, concurrent.futures.Future[None]] = {}  # not finished yet
         self._stopping = False
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"hearth-api-{self.name}", daemon=True)
-            self._thread.start()
-
     def stop(self, timeout: float = 10.0) -> None:
-        """Refuse new jobs, cancel waiting ones, let the running one stop at its next item, join."""
+        """Refuse new jobs, cancel waiting ones, let the running one stop at its next item, wait for it."""
         self._stopping = True
-        if self._current is not None:
-            self._current.cancel()
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job[0].cancel()
-                job[0]._deliver(_Failure(WorkerStopped()))
-        self._jobs.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        with self._count_lock:
+            accepted = dict(self._accepted)
+        for ticket in accepted:
+            ticket.cancel()
+        concurrent.futures.wait(list(accepted.values()), timeout)
+        if self._owns_executor:
+            self._executor.close()
 
     def submit(self, work: Callable[[], Iterator[T]]) -> Ticket[T]:
         """Queue work (call from the event loop). Raises QueueFull or WorkerStopped instead of waiting."""
@@ -136,11 +131,15 @@ class ModelWorker:
             raise WorkerStopped()
         ticket: Ticket[T] = Ticket(asyncio.get_running_loop())
         with self._count_lock:
-            # Counted at submit, not when the worker picks a job up, so the limit never depends on timing.
+            # Counted at submit, not when the executor picks a job up, so the limit never depends on timing.
             if self._in_flight > self.capacity:
                 raise QueueFull(self._retry_after())
             self._in_flight += 1
-        self._jobs.put((ticket, work))
+            try:
+                self._accepted[ticket] = self._executor.submit(self._run, ticket, work)
+            except ExecutorClosed:
+                self._in_flight -= 1
+                raise WorkerStopped() from None
         return ticket
 
     def _retry_after(self) -> int:
@@ -152,25 +151,20 @@ class ModelWorker:
         """Jobs accepted and not yet finished (running or waiting)."""
         return self._in_flight
 
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            ticket, work = job
-            with self._count_lock:
-                self._current = ticket
-            try:
-                if ticket.cancelled:
-                    ticket._deliver(_END)
-                    continue
+    def _run(self, ticket: Ticket, work: Callable[[], Iterator]) -> None:
+        try:
+            if self._stopping:
+                ticket._deliver(_Failure(WorkerStopped()))
+            elif ticket.cancelled:
+                ticket._deliver(_END)
+            else:
                 started = time.perf_counter()
                 self._run_job(ticket, work)
                 self._avg_job_s = 0.7 * self._avg_job_s + 0.3 * (time.perf_counter() - started)
-            finally:
-                with self._count_lock:
-                    self._in_flight -= 1
-                    self._current = None
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+                self._accepted.pop(ticket, None)
 
     def _run_job(self, ticket: Ticket, work: Callable[[], Iterator]) -> None:
         completed = True

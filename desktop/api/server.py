@@ -46,8 +46,13 @@ class ApiServer:
     @classmethod
     def from_services(cls, services: Services, config: ApiConfig | None = None, port: int = DEFAULT_PORT) -> ApiServer:
         """Clients and their tokens are read from the encrypted store, which must be unlocked here."""
-        gate = ClientGate(services.store().connect_again)
-        return cls(Backend(engine=services.engine, store=services.store), gate, config, port)
+        from desktop.engine.executor import StoreProxy
+
+        store = services.store()
+        gate = ClientGate(store.connect_again)
+        proxy = StoreProxy(services.store_executor, store)  # chat jobs run on the engine executor
+        backend = Backend(engine=services.engine, store=lambda: proxy, executor=services.engine_executor)
+        return cls(backend, gate, config, port)
 
     @property
     def port(self) -> int:

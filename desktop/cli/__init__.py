@@ -30,19 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshot", help="with --self-test: save a screenshot of the window to this PNG")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
-        try:
-            module = importlib.import_module(f"desktop.cli.{group}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"desktop.cli.{group}":
-                raise
-            continue  # a command group not built yet
-        module.register(sub)
+        importlib.import_module(f"desktop.cli.{group}").register(sub)
     return parser
 
 
 def passphrase_from_env_or_tty() -> str | object | None:
     """HEARTH_PASSPHRASE for scripts; an interactive prompt on a terminal; otherwise None (store explains)."""
-    env = os.environ.get("HEARTH_PASSPHRASE")
+    from storage.keys import env_passphrase
+
+    env = env_passphrase()
     if env is not None:
         return env
     if sys.stdin.isatty():

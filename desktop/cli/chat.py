@@ -78,8 +78,7 @@ def chat_command(args: argparse.Namespace, services: Services) -> int:
             continue
         try:
             reply = conversation.ask(text, _params(args), on_text=_echo)
-        except KeyboardInterrupt:
-            conversation.engine.cancel()
+        except KeyboardInterrupt:  # raised in _echo: `ask` closed the stream, which stopped llama.cpp
             print("\n(stopped)")
             continue
         print()

@@ -66,12 +66,11 @@ def revoke_command(args: argparse.Namespace, services: Services) -> int:
 
 
 def list_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.access_log import AccessLog
     from storage.clients import TOKENLESS_CLIENT, Clients
 
     store = services.store()
     registry = Clients(store.settings)
-    last = AccessLog(lambda: store.db).last_use()
+    last = store.access_log.last_use()
     listed = registry.list()
     if not listed:
         print("no API clients yet: `hearth api-token` (all scopes) or `hearth clients add NAME --scopes ...`")
@@ -85,13 +84,12 @@ def list_command(args: argparse.Namespace, services: Services) -> int:
 
 
 def log_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.access_log import AccessLog
     from storage.errors import KnownError
 
     if args.n < 1:
         raise KnownError("-n must be at least 1")
     store = services.store()
-    for entry in AccessLog(lambda: store.db).recent(args.n, args.client):
+    for entry in store.access_log.recent(args.n, args.client):
         print(f"{entry.at}  {entry.client:<20} {entry.endpoint:<28} {entry.passages} passage(s)")
     return 0
 

@@ -26,13 +26,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip files matching (repeatable)")
     add.add_argument("--max-size", type=float, default=50.0, metavar="MB", help="skip files larger than this (50)")
     add.add_argument("--no-embed", action="store_true", help="index for keyword search now; embed later")
+    add.add_argument("--no-watch", action="store_true", help="index the folders once; do not keep them up to date")
     add.add_argument("--json", action="store_true", help="print the summary as JSON")
     add.set_defaults(func=add_command)
-    docs = sub.add_parser("docs", help="list indexed documents")
+    docs = sub.add_parser("docs", help="list documents with their status (indexed, waiting, failed: reason)")
     docs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     docs.add_argument("--prune", action="store_true", help="forget documents whose files no longer exist")
     docs.add_argument("--failed", action="store_true", help="list only the files whose last ingest failed, and why")
     docs.set_defaults(func=docs_command)
+    actions = docs.add_subparsers(dest="action", metavar="{watch,unwatch}")
+    watch = actions.add_parser("watch", help="keep the added folders indexed as files change, until Ctrl-C")
+    watch.add_argument("folders", nargs="*", metavar="FOLDER", help="folders to start watching as well")
+    watch.add_argument("--json", action="store_true", help="print each batch as a JSON line")
+    watch.set_defaults(func=watch_command)
+    unwatch = actions.add_parser("unwatch", help="stop watching a folder (its documents stay; `forget` removes them)")
+    unwatch.add_argument("folder", metavar="FOLDER")
+    unwatch.set_defaults(func=unwatch_command)
     forget = sub.add_parser("forget", help="remove a document from the index (path, file name or id)")
     forget.add_argument("doc", metavar="DOC")
     forget.set_defaults(func=forget_command)
@@ -72,7 +81,6 @@ class _Bar:
 
 
 def add_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.ingest import Ingester
 
     if args.max_size <= 0:
         raise KnownError("--max-size must be a positive number of megabytes")
@@ -86,12 +94,16 @@ def add_command(args: argparse.Namespace, services: Services) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        ingester = Ingester(lambda: services.store().db)
-        summary = ingester.add(
+        max_bytes = int(args.max_size * 2**20)
+        if not args.no_watch:
+            from storage.watch import remember_folders
+
+            remember_folders(lambda: services.store().db, args.paths, args.include, args.exclude, max_bytes)
+        summary = services.store().ingest(
             args.paths,
             include=args.include,
             exclude=args.exclude,
-            max_bytes=int(args.max_size * 2**20),
+            max_bytes=max_bytes,
             progress=_Bar(),
             should_stop=lambda: stop["asked"],
             embed=not args.no_embed,
@@ -128,52 +140,100 @@ def add_command(args: argparse.Namespace, services: Services) -> int:
 
 
 def docs_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.documents import Documents
-
-    docs = Documents(lambda: services.store().db)
+    store = services.store()
+    docs = store.documents
     if args.prune:
         from storage.ingest import Ingester
 
-        for path in Ingester(lambda: services.store().db).forget_missing():
+        for path in Ingester(lambda: store.db).forget_missing():
             print(f"forgot {path} (file no longer exists)", file=sys.stderr)
-    failed = docs.failures()
+    listing = docs.listing()
     if args.failed:
+        failed = [r for r in listing if r.state == "failed"]
         if args.json:
-            print(json.dumps([{"path": p, "status": f"failed: {r}"} for p, r in failed.items()], ensure_ascii=False))
+            print(json.dumps([{"path": r.path, "status": r.status} for r in failed], ensure_ascii=False))
         else:
-            for path, reason in failed.items():
-                print(f"{path}: failed: {reason}")
+            for r in failed:
+                print(f"{r.path}: {r.status}")
         return 0
-    files = docs.list()
     if args.json:
-        print(json.dumps([{**f.__dict__, "status": f.status} for f in files], ensure_ascii=False, indent=2))
+        print(json.dumps([r.__dict__ for r in listing], ensure_ascii=False, indent=2))
         return 0
-    if not files and not failed:
+    from storage.watch import WatchedFolders
+
+    for folder in WatchedFolders(lambda: store.db).list():
+        print(f"watching {folder.path}" + ("" if Path(folder.path).is_dir() else " (missing)"), file=sys.stderr)
+    if not listing:
         print("no documents yet: add some with `hearth add PATH`", file=sys.stderr)
         return 0
     print(f"{'id':>5}  {'kind':<8}  {'chunks':>6}  {'vectors':>7}  {'status':<9}  path")
-    for f in files:
-        status = "indexed" if f.status == "indexed" else "waiting"
-        print(f"{f.id:>5}  {f.kind:<8}  {f.chunks:>6}  {f.embedded:>7}  {status:<9}  {f.path}")
-    for path, reason in failed.items():
-        print(f"{'':>5}  {'':<8}  {'':>6}  {'':>7}  {'failed':<9}  {path}: {reason}")
+    for r in listing:
+        ident = "" if r.id is None else str(r.id)
+        reason = f": {r.status.split(': ', 1)[1]}" if r.state == "failed" else ""
+        print(f"{ident:>5}  {r.kind:<8}  {r.chunks:>6}  {r.embedded:>7}  {r.state:<9}  {r.path}{reason}")
+    counts = {s: sum(r.state == s for r in listing) for s in ("indexed", "waiting", "failed")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
+    return 0
+
+
+def watch_command(args: argparse.Namespace, services: Services) -> int:
+    """Scan the watched folders, then follow their changes, printing what each batch did."""
+    from storage.watch import BatchResult, FolderWatcher, remember_folders
+
+    db = lambda: services.store().db  # noqa: E731 (the store opens on first use)
+    for folder in args.folders:
+        if not Path(folder).expanduser().is_dir():
+            raise KnownError(f"not a folder: {folder}")
+    remember_folders(db, args.folders)
+    watcher = FolderWatcher(db)
+    if not watcher.folders.list():
+        raise KnownError("no folders to watch: add one with `hearth add FOLDER` or `hearth docs watch FOLDER`")
+    stop = {"asked": False}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop["asked"] = True
+
+    def report(batch: BatchResult) -> None:
+        if args.json:
+            print(json.dumps({**batch.summary.counts(), "forgotten": batch.forgotten,
+                              "failures": [{"path": o.path, "reason": o.reason}
+                                           for o in batch.summary.by_status("failed")]}), flush=True)  # fmt: skip
+            return
+        for o in batch.summary.outcomes:
+            if o.status != "skipped":
+                print(f"{o.status}: {o.path}" + (f": {o.reason}" if o.reason else ""), flush=True)
+        for path in batch.forgotten:
+            print(f"forgot: {path}", flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_signal), signal.signal(signal.SIGTERM, on_signal)
+    print("watching " + ", ".join(f.path for f in watcher.folders.list()) + " (Ctrl-C stops)", file=sys.stderr)
+    try:
+        watcher.run(lambda: stop["asked"], report)
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    return 0
+
+
+def unwatch_command(args: argparse.Namespace, services: Services) -> int:
+    from storage.watch import WatchedFolders
+
+    if not WatchedFolders(lambda: services.store().db).remove(args.folder):
+        raise KnownError(f"'{args.folder}' is not a watched folder (see `hearth docs`)")
+    print(f"stopped watching {args.folder}")
     return 0
 
 
 def forget_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.documents import Documents
-
-    for path in Documents(lambda: services.store().db).forget(args.doc):
+    for path in services.store().documents.forget(args.doc):
         print(f"forgot {path}")
     return 0
 
 
 def search_command(args: argparse.Namespace, services: Services) -> int:
-    from storage.search import Searcher
-
     if args.k < 1:
         raise KnownError("-k must be at least 1")
-    hits = Searcher(lambda: services.store().db).search(args.query, k=args.k)
+    hits = services.store().search(args.query, k=args.k)
     if args.json:
         print(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=2))
         return 0

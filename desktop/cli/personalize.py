@@ -63,15 +63,10 @@ def personalize_command(args: argparse.Namespace, services: Services) -> int:
         print("pausing: the trainer saves a checkpoint at its next step, then stops")
         return 0
     if action == "cancel":
-        if job.running() is not None:
-            job.request("cancel")
+        if job.cancel(services.store) == "requested":
             print("cancelling: the trainer stops at its next step and discards its checkpoint")
-            return 0
-        from personalize.registry import Registry
-
-        Registry(services.store()).drop_checkpoint()
-        job.write_status(state="cancelled", pid=0)
-        print("cancelled: the saved checkpoint was discarded")
+        else:
+            print("cancelled: the saved checkpoint was discarded")
         return 0
     if action == "eval":
         return _eval(args, services)

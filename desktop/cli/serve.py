@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--queue", type=int, default=4, help="requests that may wait for the model (more get 429)")
     serve.add_argument("--max-tokens-cap", type=int, default=1024, help="upper bound for a request's max_tokens")
+    serve.add_argument("--no-watch", action="store_true", help="do not keep the added folders indexed meanwhile")
     serve.set_defaults(func=serve_command)
 
     token = sub.add_parser("api-token", help="make the default API client's token and print it (shown once)")
@@ -50,6 +51,7 @@ def serve_command(args: argparse.Namespace, services: Services) -> int:
     services.engine()  # load the model now: a broken model fails here, not on the first request
     server = ApiServer.from_services(services, config, port=args.port)
     server.start()
+    watcher = None if args.no_watch else _watch_folders(services)
     # SIGTERM (service managers, tests) stops as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     print(f"Hearth API listening on {server.base_url} (model {model.name}, alias 'hearth')", flush=True)
@@ -65,8 +67,24 @@ def serve_command(args: argparse.Namespace, services: Services) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if watcher is not None:
+            watcher.stop()
         server.stop()
     return 0
+
+
+def _watch_folders(services: Services):  # type: ignore[no-untyped-def]
+    """The added folders stay indexed while the API serves (its own thread and connection)."""
+    from storage.watch import WatcherThread
+
+    def report(batch) -> None:  # type: ignore[no-untyped-def]
+        for o in batch.summary.by_status("failed"):
+            print(f"hearth: could not index {o.path}: {o.reason}", file=sys.stderr, flush=True)
+
+    def fail(message: str) -> None:
+        print(f"hearth: watching folders stopped: {message}", file=sys.stderr, flush=True)
+
+    return WatcherThread(services.store().connect_again, on_batch=report, on_error=fail).start()
 
 
 def token_command(args: argparse.Namespace, services: Services) -> int:

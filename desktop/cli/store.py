@@ -1,4 +1,4 @@
-"""`hearth history`, `hearth rekey`, `hearth passphrase`: the encrypted store from the command line."""
+"""`hearth history`, `hearth export`, `hearth rekey`, `hearth passphrase`: the encrypted store from the command line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import sys
+from pathlib import Path
 
 from desktop.services import Services
 from storage.errors import KnownError
@@ -18,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     history.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
     history.add_argument("--json", action="store_true", help="print JSON instead of a table")
     history.set_defaults(func=history_command)
+    export = sub.add_parser("export", help="write one saved conversation as Markdown or JSON")
+    export.add_argument("conversation", type=int, help="its id (see `hearth history`)")
+    export.add_argument("--format", choices=["md", "json"], default="md")
+    export.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    export.set_defaults(func=export_command)
     rekey = sub.add_parser("rekey", help="rotate the database encryption key (re-encrypts the database)")
     rekey.set_defaults(func=rekey_command)
     passphrase = sub.add_parser(
@@ -50,6 +56,17 @@ def history_command(args: argparse.Namespace, services: Services) -> int:
     for conv in conversations:
         updated = conv["updated"][:19].replace("T", " ")
         print(f"{conv['id']:>5}  {updated:<20}  {conv['message_count']:>4}  {_one_line(conv['title'], 60)}")
+    return 0
+
+
+def export_command(args: argparse.Namespace, services: Services) -> int:
+    from desktop.engine import export
+
+    if args.output is not None:
+        export.write(services.store(), args.conversation, args.output, args.format)
+        print(f"exported conversation {args.conversation} to {args.output}", file=sys.stderr)
+    else:
+        print(export.render(export.load(services.store(), args.conversation), args.format))
     return 0
 
 

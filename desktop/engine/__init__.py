@@ -7,19 +7,21 @@ their headers without loading them. Nothing here imports PySide6, torch or a fro
 
 from desktop.engine.llama import (
     DEFAULT_MAX_TOKENS,
-    DEFAULT_N_CTX,
+    AdapterChoice,
     ChatEvent,
     Engine,
     GenerationStats,
     Message,
     SamplingParams,
-    physical_cores,
     reply_text,
 )
+from desktop.engine.model_fit import DEFAULT_N_CTX
+from storage.machine import physical_cores
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_N_CTX",
+    "AdapterChoice",
     "ChatEvent",
     "Engine",
     "GenerationStats",

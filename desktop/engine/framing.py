@@ -23,7 +23,8 @@ RELIABLE_MARGIN = 0.2
 @functools.cache
 def recorded() -> dict[str, dict[str, Any]]:
     """sha256 -> {"file", "framing", "system_prompt", "measured"} for every measured model."""
-    return json.loads(FRAMINGS_FILE.read_text("utf-8"))
+    framings: dict[str, dict[str, Any]] = json.loads(FRAMINGS_FILE.read_text("utf-8"))
+    return framings
 
 
 def default_system_prompt(sha256: str) -> str | None:

@@ -29,15 +29,26 @@ NOTHING_RELEVANT = (
 
 
 class HitLike(Protocol):
-    chunk_id: int
-    source: str
-    title: str
-    location: str
-    page: int | None
-    text: str
-    score: float
-    similarity: float | None
-    terms_matched: float
+    """What grounding reads of a `storage.search.Hit` (read-only, so the frozen dataclass matches)."""
+
+    @property
+    def chunk_id(self) -> int: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def page(self) -> int | None: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def similarity(self) -> float | None: ...
+    @property
+    def terms_matched(self) -> float: ...
 
 
 def is_relevant(hit: HitLike, min_similarity: float = MIN_SIMILARITY) -> bool:
@@ -79,6 +90,7 @@ def build_context(
                 "chunk_id": hit.chunk_id,
                 "score": hit.score,
                 "similarity": hit.similarity,
+                "excerpt": hit.text.strip(),  # the passage itself, for the window's "show source"
             }
         )
         if count_tokens(block) >= budget_tokens - MIN_PASSAGE_TOKENS:

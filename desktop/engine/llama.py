@@ -8,28 +8,36 @@ Three things make it more than a `Llama` call:
   `fit_to_context` (system prompt and newest turns kept, so a long chat never raises);
 - prompts are passed as tokens, so llama-cpp-python's prefix match reuses the KV cache of the previous turn
   and a follow-up only evaluates the new message;
-- generation checks a cancel flag between tokens, so Stop takes effect within one token.
+- generation asks the caller's `should_stop` between tokens, so Stop takes effect within one token and
+  stops only that caller's reply (there is no engine-wide cancel: Esc in the window must not cut off an
+  API request);
+- `chat(..., adapter=AdapterChoice(...))` serves one reply with another personal adapter and puts the
+  active one back, all under one hold of the lock, so no other reply can run on the borrowed adapter.
 
-The llama context is not thread-safe: every use holds `self._lock` (the GUI and the API give the engine a
-single worker; the lock makes a mistake there a wait, not a crash).
+The llama context is not thread-safe: every use holds `self._lock` (the window and the API submit to the
+one engine executor, `desktop.engine.executor`; the lock makes a mistake there a wait, not a crash).
+
+Past ~400 lines on purpose: rendering, fitting, generating and swapping adapters all act on that one llama
+context under that one lock; split over modules, the lock's reach would no longer be visible in one file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from desktop.engine.model_fit import DEFAULT_N_CTX, check_fits
 from desktop.engine.models import check_chat_model
 from storage.errors import KnownError
+from storage.machine import physical_cores
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -70,6 +78,14 @@ class ChatEvent:
     stats: GenerationStats | None = None
 
 
+@dataclass(frozen=True)
+class AdapterChoice:
+    """The personal adapter one `Engine.chat` call runs with: `id` None is the base model."""
+
+    id: str | None
+    data: bytes | None = None  # the adapter's GGUF bytes (from personalize.registry), required with an id
+
+
 @dataclass
 class SamplingParams:
     max_tokens: int = DEFAULT_MAX_TOKENS
@@ -79,13 +95,6 @@ class SamplingParams:
     repeat_penalty: float = 1.1
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
-
-
-def physical_cores() -> int:
-    """Decode speed peaks at the number of physical cores; hyper-threads only add contention."""
-    import psutil
-
-    return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
 
 
 class Engine:
@@ -99,7 +108,6 @@ class Engine:
         self.n_ctx = n_ctx
         self.threads = threads
         self._lock = threading.RLock()
-        self._cancel = threading.Event()
         self._adapter: LiveAdapter | None = None
         self._recorded_speed = 0.0
         meta = llama.metadata
@@ -190,7 +198,8 @@ class Engine:
         return tokens + self._tokenize(template_text, special=True)
 
     def _format(self, messages: Sequence[Message]) -> str:
-        return self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
+        turns: Any = [{"role": m.role, "content": m.content} for m in messages]  # its TypedDict union, per role
+        return self._formatter(messages=turns).prompt
 
     def _placed_contents(self, messages: Sequence[Message], pieces: list[str]) -> list[str]:
         """Each content as the template places it: as is, or stripped where the template trims it."""
@@ -263,24 +272,32 @@ class Engine:
 
     # --- generation ---------------------------------------------------------------------------------
 
-    def cancel(self) -> None:
-        """Stop the generation in progress (thread-safe; takes effect before the next token)."""
-        self._cancel.set()
-
     def chat(
         self,
         messages: Sequence[Message],
         params: SamplingParams | None = None,
         should_stop: Callable[[], bool] | None = None,
+        adapter: AdapterChoice | None = None,
     ) -> Iterator[ChatEvent]:
-        """Stream the assistant's reply to messages. Errors arrive as an `error` event, never raised."""
+        """Stream the assistant's reply to messages. Errors arrive as an `error` event, never raised.
+
+        `should_stop` is polled before each token (True: finish as "cancelled"). `adapter` replaces the
+        active personal adapter for this reply only (None: the active one); a corrupt or foreign adapter is
+        an `error` event and the active one stays.
+        """
         params = params or SamplingParams()
         with self._lock:
-            self._cancel.clear()
             try:
-                yield from self._generate(messages, params, should_stop)
+                with self._adapter_for(adapter):
+                    yield from self._generate(messages, params, should_stop)
             except KnownError as exc:
                 yield ChatEvent("error", str(exc))
+
+    def _adapter_for(self, choice: AdapterChoice | None) -> contextlib.AbstractContextManager[None]:
+        if choice is None or choice.id == self.adapter_id:
+            return contextlib.nullcontext()
+        assert choice.id is None or choice.data is not None, "adapter bytes are required to use an adapter"
+        return self._live_adapter().borrowed(choice.id, choice.data)
 
     def _generate(
         self, messages: Sequence[Message], params: SamplingParams, should_stop: Callable[[], bool] | None
@@ -291,7 +308,8 @@ class Engine:
         first: float | None = None
         produced = 0
         finish: Literal["stop", "length", "cancelled"] = "stop"
-        stream = self.llama.create_completion(
+        # Typed as a union with the non-streamed response; stream=True always returns the iterator.
+        stream: Any = self.llama.create_completion(
             prompt=tokens,
             max_tokens=max_tokens,
             temperature=params.temperature,
@@ -304,7 +322,7 @@ class Engine:
         )
         try:
             for chunk in stream:
-                if self._cancel.is_set() or (should_stop is not None and should_stop()):
+                if should_stop is not None and should_stop():
                     finish = "cancelled"
                     break
                 choice = chunk["choices"][0]

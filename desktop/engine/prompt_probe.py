@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -84,7 +84,7 @@ def probe_inputs(engine: Engine, system: str | None) -> list[tuple[str, list[int
 
 def llama_scores(engine: Engine, system: str | None) -> list[ProbeScore]:
     """Probe scores on llama.cpp as built here (the engine's Llama must have been made with logits_all)."""
-    llama = engine.llama
+    llama: Any = engine.llama  # llama_cpp's reset() and eval() carry no annotations
     scores = []
     for question, prompt, reply in probe_inputs(engine, system):
         llama.reset()

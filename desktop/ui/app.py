@@ -1,9 +1,10 @@
 """Start the window: QApplication, the composition of session and window, and the event loop.
 
-Order (after `Services` was built by the CLI): Qt application → passphrase bridge → `ChatSession` (its two
-workers) → `MainWindow` shown → store unlocked on the store worker → model loaded on the engine worker.
-The window paints before any database or model work starts, so it shows in well under 1.5 s; shutdown is
-the reverse: stop a reply, let the workers finish, then the CLI's `services.close()` closes engine and store.
+Order (after `Services` was built by the CLI): Qt application → passphrase bridge → `ChatSession` (relays
+over the services' two executors, and its features) → `MainWindow` shown → store unlocked on the store
+executor → model loaded on the engine executor. The window paints before any database or model work starts,
+so it shows in well under 1.5 s; shutdown is the reverse: stop a reply and the API, stop delivering results,
+then the CLI's `services.close()` lets the executors finish and closes engine and store.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def build_window(services: Services) -> tuple[object, object]:
     from desktop.ui.window import MainWindow
 
     bridge = PassphraseBridge()
-    env = os.environ.get("HEARTH_PASSPHRASE")
-    services.set_passphrase_source(env if env else bridge)
+    from storage.keys import env_passphrase
+
+    services.set_passphrase_source(env_passphrase() or bridge)
     session = ChatSession(services, bridge)
     window = MainWindow(session, first_run=onboarding.needed())
     return session, window

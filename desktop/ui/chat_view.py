@@ -4,8 +4,11 @@ Each message is a rich-text QLabel (selectable, links active) re-rendered from i
 text streams in; only the last bubble changes while a reply streams. Opening a conversation renders its
 last `FIRST_PAINT` messages, paints, then fills a `PAGE` right after; older pages are added when the user
 scrolls to the top (or clicks "Show earlier"), so opening a 500-message chat costs what opening a short
-one does. The text column stops widening at a
-readable measure. The view keeps following the newest text unless the user has scrolled up to read.
+one does. The text column stops widening at a readable measure. The view keeps following the newest text
+unless the user has scrolled up to read.
+
+Past ~400 lines on purpose: the bubble, its branch and stats line, the paged view and the composer share
+one render path (Markdown to rich text, the palette, the width measure); each class is short on its own.
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ class MessageWidget(QFrame):
         self.sources.setWordWrap(True)
         self.sources.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.sources.linkActivated.connect(self._open_source)
+        self._sources: list[dict[str, Any]] = []
+        self.source_dialog: Any = None  # the open desktop.ui.source_dialog.SourceDialog, if any
         self.sources.hide()
         layout.addWidget(self.sources)
         # The action row is built lazily: a bubble gets version arrows, Edit or Regenerate only when it
@@ -266,7 +271,8 @@ class MessageWidget(QFrame):
         self.note.setVisible(bool(note))
 
     def set_sources(self, sources: list[dict[str, Any]]) -> None:
-        """Documents the answer drew on; a click opens the file (its page or section is named beside it)."""
+        """Documents the answer drew on; a click shows the cited passage at its page or section."""
+        self._sources = list(sources)
         if not sources:
             self.sources.hide()
             return
@@ -275,8 +281,7 @@ class MessageWidget(QFrame):
             path = str(source.get("path") or source.get("source") or "")
             name = path.replace("\\", "/").rsplit("/", 1)[-1] or "source"
             where = f" ({source['location']})" if source.get("location") else ""
-            url = QUrl.fromLocalFile(path).toString()
-            links.append(f'[{i}] <a href="{url}">{_escape(name)}</a>{_escape(where)}')
+            links.append(f'[{i}] <a href="source:{i - 1}">{_escape(name)}</a>{_escape(where)}')
         self.sources.setText("Sources: " + " &nbsp; ".join(links))
         self.sources.show()
 
@@ -291,9 +296,13 @@ class MessageWidget(QFrame):
         elif href.startswith(("http://", "https://")):
             QDesktopServices.openUrl(QUrl(href))  # the user clicked it: their browser, their choice
 
-    @staticmethod
-    def _open_source(href: str) -> None:
-        QDesktopServices.openUrl(QUrl(href))
+    def _open_source(self, href: str) -> None:
+        from desktop.ui.source_dialog import SourceDialog
+
+        index = int(href.split(":", 1)[1]) if href.startswith("source:") else -1
+        if 0 <= index < len(self._sources):
+            self.source_dialog = SourceDialog(self, self._sources[index])
+            self.source_dialog.open()  # window-modal, not blocking: the chat keeps streaming behind it
 
 
 def _escape(text: str) -> str:

@@ -34,11 +34,10 @@ class ClientsSnapshot:
 
 def load(store: Any) -> ClientsSnapshot:
     """On the store worker: the clients with their last use, and whether tokenless Ollama access is on."""
-    from storage.access_log import AccessLog
     from storage.clients import TOKENLESS_CLIENT, Clients
 
     registry = Clients(store.settings)
-    last = AccessLog(lambda: store.db).last_use()
+    last = store.access_log.last_use()
     rows = [ClientRow(c.name, ", ".join(sorted(c.scopes)), _when(last.get(c.name))) for c in registry.list()]
     return ClientsSnapshot(rows, registry.ollama_tokenless, _when(last.get(TOKENLESS_CLIENT)))
 

@@ -201,7 +201,7 @@ class SettingsDialog(QDialog):
         on_threads: Callable[[int], None],
         on_default_persona: Callable[[str], None],
         on_passphrase: Callable[[str], None],
-        api_panel: QWidget | None = None,
+        api_panel: QWidget,
         theme_mode: str = "system",
         on_theme: Callable[[str], None] | None = None,
         parent: QWidget | None = None,
@@ -264,12 +264,7 @@ class SettingsDialog(QDialog):
 
         api = QGroupBox("Local API")
         api_layout = QVBoxLayout(api)
-        if api_panel is not None:
-            api_layout.addWidget(api_panel)
-        else:
-            unavailable = QLabel("Not available yet in this build.")
-            unavailable.setEnabled(False)
-            api_layout.addWidget(unavailable)
+        api_layout.addWidget(api_panel)
         layout.addWidget(api)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)

@@ -78,7 +78,7 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
     session: Any
     window: Any
     session, window = build_window(services)
-    session.temperature, session.seed = 0.0, 1
+    session.chats.temperature, session.chats.seed = 0.0, 1
     window.resize(*SIZE)
     window.show()
     _save(app, window, out / "welcome.png")
@@ -86,16 +86,16 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
     _wait(app, session.engine_did_load)
     window.welcome.finish()  # the bundled model, no folder
 
-    session.max_tokens = 60
+    session.chats.max_tokens = 60
     window.composer.setPlainText("Give me three tips for better sleep.")
     window.composer.submit()
-    _wait(app, session.generation_did_finish)
-    session.new_chat()
-    session.max_tokens = 120
+    _wait(app, session.chats.generation_did_finish)
+    session.chats.new_chat()
+    session.chats.max_tokens = 120
     window.composer.setPlainText("Write a Python function that reverses a string.")
     window.composer.submit()
-    _wait(app, session.generation_did_finish)
-    _wait(app, session.conversations_did_load)
+    _wait(app, session.chats.generation_did_finish)
+    _wait(app, session.chats.conversations_did_load)
     _sizes(app, session, window, out)
     if sizes_only:
         session.shutdown()
@@ -105,7 +105,7 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
 
     window.sidebar.focus_search()
     window.sidebar.search_box.setText("sleep")
-    _wait(app, session.search_did_finish)
+    _wait(app, session.chats.search_did_finish)
     _save(app, window, out / "search.png")
     window.sidebar.search_box.clear()
 
@@ -119,9 +119,9 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
         (docs / "scan.pdf").write_bytes(b"%PDF-1.4 not really a PDF")
         window.tabs.setCurrentIndex(1)
         window.documents.set_busy(True)
-        session.add_documents([str(docs)])
-        _wait(app, session.ingest_did_finish)
-        _wait(app, session.documents_did_load)
+        session.documents.add([str(docs)])
+        _wait(app, session.documents.ingest_did_finish)
+        _wait(app, session.documents.documents_did_load)
         _save(app, window, out / "documents.png")
         window.tabs.setCurrentIndex(0)
 
@@ -161,8 +161,8 @@ def _sizes(app: Any, session: Any, window: Any, out: Path) -> None:
         chats.set_folder(cid, "Travel")
 
     session.store_worker.call(organise)  # a script: waiting on the worker from here is fine
-    session.refresh_conversations()
-    _wait(app, session.conversations_did_load)
+    session.chats.refresh()
+    _wait(app, session.chats.conversations_did_load)
     styles = theme.install(app)
     for mode in ("light", "dark"):
         styles.set_mode(mode)
@@ -204,11 +204,13 @@ def _personalize(app: Any, session: Any, window: Any, out: Path) -> None:
             chats.add_message(cid, "assistant", answer)
 
     session.store_worker.call(write_chats)  # a script: waiting on the worker from here is fine
-    session.job_config = json.dumps({"max_steps": 12, "seq_len": 64, "batch_size": 1, "warmup_steps": 1})
+    session.personalization.job_config = json.dumps(
+        {"max_steps": 12, "seq_len": 64, "batch_size": 1, "warmup_steps": 1}
+    )
     window.tabs.setCurrentWidget(window.personalize)
     window.personalize.start_button.click()
-    _wait(app, session.personalize_did_finish, timeout_s=1800)
-    _wait(app, session.adapters_did_load)
+    _wait(app, session.personalization.personalize_did_finish, timeout_s=1800)
+    _wait(app, session.personalization.adapters_did_load)
     _save(app, window, out / "personalize.png")
     window.tabs.setCurrentIndex(0)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.services import Services
+from storage.keys import env_passphrase
 
 QUESTION = "In one short sentence, what is a hearth?"
 DEADLINE_S = 180.0
@@ -47,11 +48,11 @@ def _run(services: Services, screenshot: str | None) -> int:
     session: Any
     window: Any
     session, window = build_window(services)
-    if not os.environ.get("HEARTH_PASSPHRASE"):
+    if not env_passphrase():
         session.passphrase.passphrase_will_ask.connect(
             lambda _first: _fail(app, state, "this store needs a passphrase: set HEARTH_PASSPHRASE for the self-test")
         )
-    session.max_tokens = MAX_TOKENS
+    session.chats.max_tokens = MAX_TOKENS
     state: dict[str, Any] = {"code": None, "message": "", "stage": "starting", "t0": time.monotonic()}
 
     class FirstPaint(QObject):
@@ -108,7 +109,7 @@ def _run(services: Services, screenshot: str | None) -> int:
     session.engine_did_load.connect(on_engine_load)
     session.engine_did_fail.connect(lambda message: _fail(app, state, f"model: {message}"))
     session.action_did_fail.connect(lambda message: _fail(app, state, message))
-    session.generation_did_finish.connect(on_finish)
+    session.chats.generation_did_finish.connect(on_finish)
     timeout = QTimer()
     timeout.setSingleShot(True)
     timeout.timeout.connect(lambda: _fail(app, state, f"timed out after {DEADLINE_S:.0f} s while {state['stage']}"))

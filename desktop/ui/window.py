@@ -5,11 +5,13 @@ A tray icon, where the desktop has a tray, says when Hearth is learning. Shortcu
 (F1 lists them). Sizes and colours come from desktop.ui.theme; at 1024x640 every control keeps its text
 (the top bar holds the title, which elides, and four controls; the documents switch sits under the
 composer).
+
+Past ~400 lines on purpose: it is only wiring (each widget to its `ChatSession` feature, read top to bottom);
+the widgets themselves live in sidebar.py, chat_view.py, docs_view.py, personalize_view.py and dialogs.py.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,7 @@ from desktop.ui.elided_label import ElidedLabel
 from desktop.ui.model_picker import ModelPicker
 from desktop.ui.onboarding import Onboarding
 from desktop.ui.personalize_view import PersonalizeView
-from desktop.ui.session import ChatSession, api_available, documents_available
+from desktop.ui.session import ChatSession
 from desktop.ui.sidebar import Sidebar
 from desktop.ui.tray import Tray
 from desktop.ui.undo_bar import UndoBar
@@ -103,10 +105,7 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(chat_page, "Chat")
         self.documents = DocumentsView()
-        index = self.tabs.addTab(self.documents, "Documents")
-        if not documents_available():
-            self.tabs.setTabEnabled(index, False)
-            self.tabs.setTabToolTip(index, "Documents are not available in this build yet")
+        self.tabs.addTab(self.documents, "Documents")
         self.personalize = PersonalizeView()
         self.tabs.addTab(self.personalize, "Personalize")
         self.models_view = ModelPicker()
@@ -161,7 +160,7 @@ class MainWindow(QMainWindow):
         self.adapter_picker.setMinimumContentsLength(14)
         self.adapter_picker.addItem(NO_ADAPTER, None)
         self.adapter_picker.activated.connect(
-            lambda index: self.session.activate_adapter(self.adapter_picker.itemData(index))
+            lambda index: self.session.personalization.activate(self.adapter_picker.itemData(index))
         )
         row.addWidget(self.adapter_picker)
         return bar
@@ -207,12 +206,8 @@ class MainWindow(QMainWindow):
         column.addLayout(row)
         options = QHBoxLayout()
         self.docs_toggle = QCheckBox("Use my documents")
-        available = documents_available()
-        self.docs_toggle.setEnabled(available)
-        self.docs_toggle.setToolTip(
-            "Answer from your documents, with sources" if available else "Documents are not available yet"
-        )
-        self.docs_toggle.toggled.connect(lambda on: setattr(self.session, "use_docs", on))
+        self.docs_toggle.setToolTip("Answer from your documents, with sources")
+        self.docs_toggle.toggled.connect(lambda on: setattr(self.session.chats, "use_docs", on))
         options.addWidget(self.docs_toggle)
         options.addStretch(1)
         hint = QLabel("F1: shortcuts")
@@ -226,13 +221,13 @@ class MainWindow(QMainWindow):
         self._bound = shortcuts.bind(
             self,
             {
-                "new_chat": self.session.new_chat,
+                "new_chat": self.session.chats.new_chat,
                 "search": self.sidebar.focus_search,
                 "focus_input": self.composer.setFocus,
                 "stop": self._escape,
                 "undo_delete": self.undo_bar.undo,
                 "chat_tab": lambda: self.tabs.setCurrentIndex(0),
-                "documents_tab": lambda: self.tabs.setCurrentIndex(1) if self.tabs.isTabEnabled(1) else None,
+                "documents_tab": lambda: self.tabs.setCurrentIndex(1),
                 "personalize_tab": lambda: self.tabs.setCurrentIndex(2),
                 "help": self.help_overlay.toggle,
             },
@@ -242,7 +237,7 @@ class MainWindow(QMainWindow):
         """Esc closes what is on top: the shortcut card, then an edit, then the streaming answer."""
         if self.help_overlay.isVisible():
             self.help_overlay.hide()
-        elif self.editing is not None and not self.session.generating:
+        elif self.editing is not None and not self.session.chats.generating:
             self.cancel_edit()
         else:
             self.session.stop()
@@ -251,62 +246,64 @@ class MainWindow(QMainWindow):
         s = self.session
         s.store_did_open.connect(self._on_store_open)
         s.store_did_fail.connect(self._on_store_fail)
-        s.conversations_did_load.connect(self.sidebar.show_conversations)
-        s.conversation_did_open.connect(self._on_conversation_open)
-        s.conversation_did_create.connect(self._on_conversation_create)
-        s.conversation_did_refresh.connect(lambda c: self.chat.refresh_saved(c["messages"], c["branches"]))
-        s.conversation_did_trash.connect(self.undo_bar.offer)
-        self.undo_bar.undo_will_run.connect(s.restore)
-        self.undo_bar.undo_did_expire.connect(lambda _: s.purge_trash())
-        s.search_did_finish.connect(self.sidebar.show_search_results)
+        s.chats.conversations_did_load.connect(self.sidebar.show_conversations)
+        s.chats.conversation_did_open.connect(self._on_conversation_open)
+        s.chats.conversation_did_create.connect(self._on_conversation_create)
+        s.chats.conversation_did_refresh.connect(lambda c: self.chat.refresh_saved(c["messages"], c["branches"]))
+        s.chats.conversation_did_trash.connect(self.undo_bar.offer)
+        self.undo_bar.undo_will_run.connect(s.chats.restore)
+        self.undo_bar.undo_did_expire.connect(lambda _: s.chats.purge_trash())
+        s.chats.search_did_finish.connect(self.sidebar.show_search_results)
         s.models_did_load.connect(self._on_models)
         s.engine_will_load.connect(lambda name: self._say(f"Loading {name or 'the model'}…"))
         s.engine_did_load.connect(lambda name: self._say(f"{name} ready"))
         s.engine_did_fail.connect(self._on_engine_fail)
         self._connect_models_and_onboarding()
-        s.generation_will_start.connect(self._on_generation_start)
-        s.generation_did_stream.connect(self._on_stream)
-        s.generation_did_finish.connect(self._on_generation_finish)
+        s.chats.generation_will_start.connect(self._on_generation_start)
+        s.chats.generation_did_stream.connect(self._on_stream)
+        s.chats.generation_did_finish.connect(self._on_generation_finish)
         s.action_did_succeed.connect(self._say)
         s.action_did_fail.connect(self._on_action_fail)
         if s.passphrase is not None:
             s.passphrase.passphrase_will_ask.connect(self._ask_passphrase)
-        self.sidebar.chat_will_create.connect(s.new_chat)
-        self.sidebar.conversation_will_open.connect(s.open_conversation)
-        self.sidebar.conversation_will_rename.connect(s.rename)
-        self.sidebar.conversation_will_delete.connect(s.trash)
-        self.sidebar.conversation_will_pin.connect(s.pin)
-        self.sidebar.conversation_will_file.connect(s.set_folder)
-        self.sidebar.search_hit_will_open.connect(s.open_conversation)
-        self.sidebar.search_will_run.connect(s.search)
+        self.sidebar.chat_will_create.connect(s.chats.new_chat)
+        self.sidebar.conversation_will_open.connect(s.chats.open)
+        self.sidebar.conversation_will_rename.connect(s.chats.rename)
+        self.sidebar.conversation_will_delete.connect(s.chats.trash)
+        self.sidebar.conversation_will_pin.connect(s.chats.pin)
+        self.sidebar.conversation_will_file.connect(s.chats.set_folder)
+        self.sidebar.search_hit_will_open.connect(s.chats.open)
+        self.sidebar.search_will_run.connect(s.chats.search)
         self.sidebar.settings_will_open.connect(self.open_settings)
         self.composer.message_will_send.connect(self._send)
         self.documents.documents_will_add.connect(self._add_documents)
-        self.documents.document_will_forget.connect(s.forget_document)
-        self.documents.ingest_will_stop.connect(s.stop_ingest)
-        s.documents_did_load.connect(self.documents.show_documents)
-        s.ingest_did_progress.connect(self.documents.show_progress)
-        s.ingest_did_finish.connect(self.documents.show_summary)
-        s.api_did_change.connect(self._on_api)
+        self.documents.document_will_forget.connect(s.documents.forget)
+        self.documents.ingest_will_stop.connect(s.documents.stop_ingest)
+        s.documents.documents_did_load.connect(self.documents.show_documents)
+        s.documents.ingest_did_progress.connect(self.documents.show_progress)
+        s.documents.ingest_did_finish.connect(self.documents.show_summary)
+        s.api.api_did_change.connect(self._on_api)
         p = self.personalize
         p.personalize_will_start.connect(self._start_personalization)
-        p.personalize_will_pause.connect(s.pause_personalization)
-        p.personalize_will_cancel.connect(s.cancel_personalization)
-        p.adapter_will_activate.connect(s.activate_adapter)
-        p.adapter_will_rollback.connect(s.rollback_adapter)
+        p.personalize_will_pause.connect(s.personalization.pause)
+        p.personalize_will_cancel.connect(s.personalization.cancel)
+        p.adapter_will_activate.connect(s.personalization.activate)
+        p.adapter_will_rollback.connect(s.personalization.rollback)
         p.adapter_will_delete.connect(self._delete_adapter)
-        s.adapters_did_load.connect(self._on_adapters)
-        s.adapter_did_activate.connect(self._on_adapter_activate)
-        s.adapter_did_fail.connect(lambda message: self._say(f"Personal adapter not applied: {message}"))
-        s.personalize_did_progress.connect(p.show_status)
-        s.personalize_did_progress.connect(self.tray.show_job)
-        s.ingest_did_progress.connect(lambda _: self.tray.set_indexing(True))
-        s.ingest_did_finish.connect(lambda _: self.tray.set_indexing(False))
-        s.personalize_did_finish.connect(self._on_personalize_finish)
+        s.personalization.adapters_did_load.connect(self._on_adapters)
+        s.personalization.adapter_did_activate.connect(self._on_adapter_activate)
+        s.personalization.adapter_did_fail.connect(
+            lambda message: self._say(f"Personal adapter not applied: {message}")
+        )
+        s.personalization.personalize_did_progress.connect(p.show_status)
+        s.personalization.personalize_did_progress.connect(self.tray.show_job)
+        s.documents.ingest_did_progress.connect(lambda _: self.tray.set_indexing(True))
+        s.documents.ingest_did_finish.connect(lambda _: self.tray.set_indexing(False))
+        s.personalization.personalize_did_finish.connect(self._on_personalize_finish)
         self._api_state: dict[str, Any] = {"running": False}
-        self.chat.regenerate_will_start.connect(s.regenerate)
+        self.chat.regenerate_will_start.connect(s.chats.regenerate)
         self.chat.edit_will_start.connect(self.start_edit)
-        self.chat.branch_will_switch.connect(s.switch_branch)
+        self.chat.branch_will_switch.connect(s.chats.switch_branch)
         self._palette_watcher = PaletteWatcher(self)
         self._palette_watcher.palette_did_change.connect(self._rerender)
         # A bound method, not a lambda: the controller is app-wide, and Qt drops a method's connection when
@@ -387,25 +384,25 @@ class MainWindow(QMainWindow):
             hit.set_highlight(conversation.get("query") or "")
         self.title.setText(conversation["title"] or "New chat")
         self.sidebar.select(conversation["id"])
-        self._set_busy(self.session.generating)
+        self._set_busy(self.session.chats.generating)
         self.composer.setFocus()
 
     def _on_conversation_create(self, conversation_id: int) -> None:
         self.sidebar.select(conversation_id)
-        self.session.refresh_conversations()
+        self.session.chats.refresh()
 
     def _send(self, text: str) -> None:
         if self.editing is not None:
-            if not self.session.generating:
-                self.session.edit_and_resend(self.editing, text)
+            if not self.session.chats.generating:
+                self.session.chats.edit_and_resend(self.editing, text)
                 self.cancel_edit()
             return
-        if self.session.send(text):
+        if self.session.chats.send(text):
             self.composer.clear()
 
     def start_edit(self, message_id: int, text: str) -> None:
         """Edit a sent message in the composer; sending it branches the conversation there."""
-        if self.session.generating or not message_id:
+        if self.session.chats.generating or not message_id:
             return
         self.editing = message_id
         self.composer.setPlainText(text)
@@ -421,7 +418,7 @@ class MainWindow(QMainWindow):
     def _on_generation_start(self, text: str) -> None:
         self.chat.add("user", text)
         self._answer = self.chat.add("assistant", "", "complete")
-        if self.session.conversation_id is None:
+        if self.session.chats.conversation_id is None:
             self.title.setText(" ".join(text.split())[:60])
         self._set_busy(True)
 
@@ -439,7 +436,7 @@ class MainWindow(QMainWindow):
             if not answer.text:
                 answer.append("")
         self._set_busy(False)
-        self.sidebar.select(self.session.conversation_id)
+        self.sidebar.select(self.session.chats.conversation_id)
 
     def _set_busy(self, busy: bool) -> None:
         ready = self.session.store_ready
@@ -449,7 +446,7 @@ class MainWindow(QMainWindow):
         self.model_picker.setEnabled(not busy)
         self.adapter_picker.setEnabled(not busy)
         self.chat.set_busy(busy)
-        has_conversation = self.session.conversation_id is not None
+        has_conversation = self.session.chats.conversation_id is not None
         self.export_button.setEnabled(has_conversation and not busy)
 
     # -- documents and API ----------------------------------------------------------------------------
@@ -458,7 +455,7 @@ class MainWindow(QMainWindow):
         if not self.session.store_ready:
             return
         self.documents.set_busy(True)
-        self.session.add_documents(paths)
+        self.session.documents.add(paths)
 
     def _on_api(self, state: dict[str, Any]) -> None:
         self._api_state = state
@@ -477,8 +474,10 @@ class MainWindow(QMainWindow):
     def _start_with_custody(self, custody: str) -> None:
         """The trainer is another process and opens the store itself: with passphrase custody it needs
         the passphrase, which this window does not keep, so ask for it (it goes through a pipe)."""
-        if custody != "passphrase" or os.environ.get("HEARTH_PASSPHRASE"):
-            self.session.start_personalization(None)
+        from storage.keys import env_passphrase
+
+        if custody != "passphrase" or env_passphrase():
+            self.session.personalization.start(None)
             return
         text, ok = QInputDialog.getText(
             self,
@@ -487,14 +486,14 @@ class MainWindow(QMainWindow):
             QLineEdit.EchoMode.Password,
         )
         if ok and text:
-            self.session.start_personalization(text)
+            self.session.personalization.start(text)
 
     def _delete_adapter(self, adapter_id: str) -> None:
         answer = QMessageBox.question(
             self, "Delete adapter", f"Delete adapter version {adapter_id}? This cannot be undone."
         )
         if answer == QMessageBox.StandardButton.Yes:
-            self.session.delete_adapter(adapter_id)
+            self.session.personalization.delete(adapter_id)
 
     def _on_adapters(self, records: list[Any]) -> None:
         self.personalize.show_adapters(records)
@@ -533,23 +532,26 @@ class MainWindow(QMainWindow):
     def _edit_persona(self) -> None:
         session = self.session
         dialog = PersonaDialog(
-            session.system_prompt or "", session.default_system_prompt, self, session.chat_options.get("temperature")
+            session.chats.system_prompt or "",
+            session.chats.default_system_prompt,
+            self,
+            session.chats.options.get("temperature"),
         )
-        dialog.accepted.connect(lambda: session.set_persona(dialog.value()))
-        dialog.accepted.connect(lambda: session.set_chat_options(temperature=dialog.temperature_value()))
+        dialog.accepted.connect(lambda: session.chats.set_persona(dialog.value()))
+        dialog.accepted.connect(lambda: session.chats.set_options(temperature=dialog.temperature_value()))
         dialog.open()
 
     def _export(self, fmt: str) -> None:
-        cid = self.session.conversation_id
+        cid = self.session.chats.conversation_id
         if cid is None:
             return
-        title = self.session.conversation_title or "conversation"
+        title = self.session.chats.conversation_title or "conversation"
         safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip() or "conversation"
         suffix = ".md" if fmt == "md" else ".json"
         kind = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
         name, _ = QFileDialog.getSaveFileName(self, "Export conversation", str(Path.home() / (safe + suffix)), kind)
         if name:
-            self.session.export(cid, Path(name), fmt)
+            self.session.chats.export(cid, Path(name), fmt)
 
     def open_settings(self) -> SettingsDialog | None:
         if not self.session.store_ready:
@@ -562,11 +564,11 @@ class MainWindow(QMainWindow):
 
         dialog = SettingsDialog(
             threads=self.session.threads or physical_cores(),
-            default_persona=self.session.default_system_prompt,
+            default_persona=self.session.chats.default_system_prompt,
             custody=custody,
             on_import=self.session.import_model,
             on_threads=self.session.set_threads,
-            on_default_persona=self.session.set_default_persona,
+            on_default_persona=self.session.chats.set_default_persona,
             on_passphrase=self.session.change_passphrase,
             api_panel=self._build_api_panel(),
             theme_mode=self.theme.mode,
@@ -577,12 +579,10 @@ class MainWindow(QMainWindow):
         self.settings_dialog = dialog
         dialog.open()
 
-    def _build_api_panel(self) -> ApiPanel | None:
-        if not api_available():
-            return None
+    def _build_api_panel(self) -> ApiPanel:
         panel = ApiPanel(self._api_state)
-        panel.api_will_toggle.connect(self.session.set_api)
-        panel.token_will_rotate.connect(self.session.rotate_api_token)
+        panel.api_will_toggle.connect(self.session.api.set)
+        panel.token_will_rotate.connect(self.session.api.rotate_token)
         self.clients_panel = ClientsPanel(self.session.with_store)
         panel.layout().addRow(self.clients_panel)
         self.api_panel = panel
@@ -607,13 +607,13 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """While Hearth is learning, ask: keep learning in the background (the job is its own process and
         the next window picks it up), pause it (it saves its progress and resumes later), or stay open."""
-        if self.session.job_running:
+        if self.session.personalization.job_running:
             answer = self.ask_keep_training()
             if answer == "cancel":
                 event.ignore()
                 return
             if answer == "pause":
-                self.session.pause_personalization()
+                self.session.personalization.pause()
         self.session.stop()
         self.models_view.shutdown()
         self.welcome.picker.shutdown()

@@ -18,9 +18,11 @@ _CODE_WORDS = """
 """
 CODE_SUFFIXES = frozenset(_CODE_WORDS.split())
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".log", ".org", ".adoc"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})  # read by OCR
 SUFFIXES = (
     TEXT_SUFFIXES
     | CODE_SUFFIXES
+    | IMAGE_SUFFIXES
     | {".md", ".markdown", ".rst", ".html", ".htm", ".xhtml", ".pdf", ".docx", ".odt", ".eml", ".mbox", ".csv", ".tsv"}
 )
 
@@ -41,6 +43,8 @@ def kind_of(name: str | PurePath) -> str:
         return named[suffix]
     if suffix in CODE_SUFFIXES:
         return "code"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
     if suffix in TEXT_SUFFIXES or not suffix:
         return "text"
     return suffix.lstrip(".")
@@ -48,14 +52,14 @@ def kind_of(name: str | PurePath) -> str:
 
 def parse(name: str | PurePath, data: bytes) -> list[ParsedDoc]:
     """Parse one file's bytes. Raises ParseError with a reason fit for the ingest summary."""
-    from storage.parsers import mail, markup, office, pdf, text
+    from storage.parsers import mail, markup, ocr, office, pdf, text
 
     if not data:
         raise ParseError("empty file (0 bytes)")
     title = PurePath(name).name
     kind = kind_of(name)
     from_bytes = {"pdf": pdf.parse_pdf, "docx": office.parse_docx, "odt": office.parse_odt,
-                  "eml": mail.parse_eml, "mbox": mail.parse_mbox}  # fmt: skip
+                  "eml": mail.parse_eml, "mbox": mail.parse_mbox, "image": ocr.parse_image}  # fmt: skip
     from_text = {"markdown": text.parse_markdown, "rst": text.parse_rst, "html": markup.parse_html,
                  "csv": text.parse_csv}  # fmt: skip
     if kind in from_bytes:

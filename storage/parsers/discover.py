@@ -18,7 +18,7 @@ from pathlib import Path
 from storage.parsers import is_supported
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-_SKIP_DIRS = frozenset({"node_modules", "__pycache__", "venv", ".venv", "site-packages"})
+SKIP_DIRS = frozenset({"node_modules", "__pycache__", "venv", ".venv", "site-packages"})
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _walk(root, folder, seen, include, exclude, consider, refused) -> None:  # t
         refused.append(Refused(str(folder), f"cannot list folder ({_why(exc)})"))
         return
     for entry in entries:
-        if entry.name.startswith(".") or entry.name in _SKIP_DIRS:
+        if entry.name.startswith(".") or entry.name in SKIP_DIRS:
             continue
         path = Path(entry.path)
         rel = path.relative_to(root).as_posix()

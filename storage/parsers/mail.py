@@ -30,7 +30,7 @@ def parse_mbox(data: bytes, title: str) -> list[ParsedDoc]:
     for n, raw in enumerate(raw_messages):
         raw = re.sub(rb"(?m)^>(>*From )", rb"\1", raw)
         msg = email.message_from_bytes(raw, policy=email.policy.default)
-        doc = _doc(msg, f"{title} #{n + 1}", f"msg-{n}")
+        doc = _doc(msg, f"{title} #{n + 1}", f"msg-{n}", n + 1)
         if not doc.is_empty():
             docs.append(doc)
     if not docs:
@@ -38,7 +38,8 @@ def parse_mbox(data: bytes, title: str) -> list[ParsedDoc]:
     return docs
 
 
-def _doc(msg: EmailMessage | Message, fallback: str, part: str) -> ParsedDoc:
+def _doc(msg: EmailMessage | Message, fallback: str, part: str, number: int = 0) -> ParsedDoc:
+    """One message; in a mailbox its citation names it by position and subject ("message 4: Re: keys")."""
     subject = _header(msg, "subject") or "(no subject)"
     sender = _header(msg, "from")
     date = _header(msg, "date")
@@ -46,7 +47,13 @@ def _doc(msg: EmailMessage | Message, fallback: str, part: str) -> ParsedDoc:
     head = f"Subject: {subject}\nFrom: {sender}\nDate: {date}".strip()
     return ParsedDoc(
         title=subject if subject != "(no subject)" else fallback,
-        sections=[Section(f"{head}\n\n{body}".strip(), heading=(subject,))],
+        sections=[
+            Section(
+                f"{head}\n\n{body}".strip(),
+                heading=(subject,),
+                location=f"message {number}: {subject}" if number else "",
+            )
+        ],
         part=part,
         meta={"subject": subject, "from": sender, "date": date},
     )

@@ -33,6 +33,8 @@ class Section:
     text: str
     heading: tuple[str, ...] = ()
     page: int | None = None  # 1-based, PDFs only
+    ocr: bool = False  # recognised from an image (a scanned page): citations say so
+    location: str = ""  # what a citation shows, where heading and page do not say it ("message 4: ...")
 
 
 @dataclass

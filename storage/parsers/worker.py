@@ -4,7 +4,9 @@ Parsers are third-party code fed the user's hostile or merely strange files: a b
 that expands without end or a parser bug looping forever would otherwise hang or exhaust the app. The
 child (`python -m storage.parsers.worker`, which also works frozen: see packaging/hearth_entry.py) runs
 under RLIMIT_AS and without core dumps; the parent waits on its pipe in 0.1 s steps, so a file over its
-time limit, or a Stop, ends with the child killed and respawned, and the batch moves on.
+time limit, or a Stop, ends with the child killed and respawned, and the batch moves on. OCR of a scanned
+page takes seconds, so the child sends a heartbeat frame before each one and that page gets its own
+budget (`ocr_page_seconds`): a scanned book is bounded per page instead of refused for its length.
 
 Privacy: file bytes go to the child over its stdin and parsed text comes back over its stdout, as JSON
 (not pickle: a child compromised by a hostile file must not be able to run code in the parent). The child
@@ -40,6 +42,9 @@ class ParseLimits:
     """Per-file limits; the defaults leave room for a 50 MB mailbox, never for a runaway."""
 
     seconds: float = 60.0  # a 1,000-page PDF parses in ~20 s on a loaded 2-core laptop
+    # Each scanned page OCR starts on gets this much more (the child says so before each page): 2-10 s
+    # a page on a loaded 2-core laptop, so a scanned book is bounded per page, not refused for its length.
+    ocr_page_seconds: float = 60.0
     memory_mb: int = 2048  # address space of the child, parser libraries included (~150 MB idle)
 
 
@@ -72,10 +77,20 @@ class ParserProcess:
             self._kill()
             raise ParseError(f"the parser process died ({why})") from None
         deadline = time.monotonic() + self.limits.seconds
+        ocr_pages = 0
         try:
-            reply = _read_frame(proc.stdout, deadline, should_stop)  # type: ignore[arg-type]
+            while True:
+                message = json.loads(_read_frame(proc.stdout, deadline, should_stop))  # type: ignore[arg-type]
+                if "alive" not in message:
+                    break
+                ocr_pages += 1  # a heartbeat: OCR starts on a page, which gets its own budget
+                deadline = max(deadline, time.monotonic() + self.limits.ocr_page_seconds)
         except TimeoutError:
             self._kill()
+            if ocr_pages:
+                raise ParseError(
+                    f"OCR of scanned page {ocr_pages} took over {self.limits.ocr_page_seconds:g} s (time limit)"
+                ) from None
             raise ParseError(f"took over {self.limits.seconds:g} s to parse (time limit)") from None
         except Stopped:
             self._kill()
@@ -84,7 +99,7 @@ class ParserProcess:
             why = self._death()
             self._kill()
             raise ParseError(f"the parser crashed ({why})") from None
-        return _decode(reply)
+        return _decode(message)
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -173,14 +188,15 @@ def _read_frame(pipe: IO[bytes], deadline: float, should_stop: Callable[[], bool
         header_done = True
 
 
-def _decode(reply: bytes) -> list[ParsedDoc]:
-    message = json.loads(reply)
+def _decode(message: dict[str, Any]) -> list[ParsedDoc]:
     if "error" in message:
         raise ParseError(message["error"])
     return [
         ParsedDoc(
             title=d["title"],
-            sections=[Section(s["text"], tuple(s["heading"]), s["page"]) for s in d["sections"]],
+            sections=[
+                Section(s["text"], tuple(s["heading"]), s["page"], s["ocr"], s["location"]) for s in d["sections"]
+            ],
             part=d["part"],
             meta=d["meta"],
         )
@@ -204,9 +220,10 @@ def _serve(memory_mb: int) -> None:
     import logging
 
     logging.disable(logging.CRITICAL)  # parser libraries log object details that can quote content
-    from storage.parsers import parse
+    from storage.parsers import ocr, parse
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    ocr.on_page = lambda: _write_frame(stdout, b'{"alive": 1}')
     while True:
         try:
             header = stdin.read(_HEADER.size)

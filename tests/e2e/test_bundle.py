@@ -176,8 +176,6 @@ def test_frozen_module_runner_sees_bundled_embedder(frozen: Frozen) -> None:
 
 
 def test_self_test_opens_window_and_answers(frozen: Frozen) -> None:
-    if not (ROOT / "desktop" / "ui" / "app.py").is_file():
-        pytest.skip("the desktop app (desktop/ui/app.py) has not landed yet")
     shot = frozen.tmp / "window.png"
     result = frozen("--self-test", "--screenshot", str(shot))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -200,8 +198,6 @@ def test_frozen_docs_add_embeds_and_searches(frozen: Frozen) -> None:
 
 
 def test_short_personalize_run_trains_in_the_bundle(frozen: Frozen) -> None:
-    if not (ROOT / "desktop" / "cli" / "personalize.py").is_file():
-        pytest.skip("`hearth personalize` (desktop/cli/personalize.py) has not landed yet")
     notes = _write_corpus(frozen.tmp / "notes")
     # Training needs a few thousand words: add real prose, the standard library's own documentation.
     for module in (json, textwrap, shlex):

@@ -21,11 +21,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Serving, Spawn
+
 PR_CAPBSET_DROP, CAP_SYS_PTRACE = 24, 19
 READ_SYSCALL = {"x86_64": "0", "aarch64": "63"}.get(os.uname().machine, "0")
-PLAIN_PYTHON = [sys.executable, "-c", "import sys; sys.stdin.readline()"]
+PLAIN_PYTHON = ("-c", "import sys; sys.stdin.readline()")
 
 
 def _as_a_user_shell_starts_it() -> None:
@@ -39,17 +42,8 @@ def _drop_ptrace_capability() -> None:
         raise OSError(ctypes.get_errno(), "cannot drop CAP_SYS_PTRACE")
 
 
-def _start(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_as_a_user_shell_starts_it,
-    )
+def _start(spawn: Spawn, *argv: str, cwd: Path) -> subprocess.Popen[str]:
+    return spawn(*argv, cwd=cwd, stdin=subprocess.PIPE, preexec_fn=_as_a_user_shell_starts_it)
 
 
 def _wait_until_reading_stdin(process: subprocess.Popen[str]) -> None:
@@ -96,9 +90,9 @@ def _core_files_land_in_cwd() -> bool:
     return re.fullmatch(r"core(\.%[a-zA-Z])*", pattern) is not None
 
 
-def test_a_plain_python_process_would_dump_core(tmp_path: Path) -> None:
+def test_a_plain_python_process_would_dump_core(tmp_path: Path, spawn: Spawn) -> None:
     """The control: the same start and the same checks on a process that does not harden itself."""
-    control = _start(PLAIN_PYTHON, tmp_path)
+    control = _start(spawn, *PLAIN_PYTHON, cwd=tmp_path)
     _wait_until_reading_stdin(control)
     assert _core_size_limit(control.pid) == ["unlimited", "unlimited"]
     assert _ptrace_attachable(control.pid)
@@ -113,24 +107,17 @@ def _assert_no_core_dump(process: subprocess.Popen[str], cwd: Path) -> None:
     assert _crash(process, cwd) == []
 
 
-def test_serve_and_the_app_entry_point_leave_no_core_dump(store, tmp_path: Path) -> None:
+def test_serve_and_the_app_entry_point_leave_no_core_dump(store, tmp_path: Path, serving: Serving) -> None:  # type: ignore[no-untyped-def]
     """`hearth serve` runs through `desktop.cli.main`, the entry point of the window and of every command."""
     store.close()
-    server = _start([sys.executable, "-m", "desktop.cli", "--threads", "1", "serve", "--port", "0"], tmp_path)
-    try:
-        line = server.stdout.readline()  # printed once the model is loaded and the socket listens
-        assert "http://127.0.0.1:" in line, server.stderr.read() if server.poll() is not None else line
+    with serving(cwd=tmp_path, stdin=subprocess.PIPE, preexec_fn=_as_a_user_shell_starts_it) as (server, _):
         _assert_no_core_dump(server, tmp_path)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
 
 
-def test_the_trainer_subprocess_leaves_no_core_dump(store, tmp_path: Path) -> None:
+def test_the_trainer_subprocess_leaves_no_core_dump(store, tmp_path: Path, spawn: Spawn) -> None:  # type: ignore[no-untyped-def]
     """`python -m personalize.job` as `job.spawn` starts it, caught waiting for its passphrase on the pipe."""
     store.close()
-    trainer = _start([sys.executable, "-m", "personalize.job", "--passphrase-stdin"], tmp_path)
+    trainer = _start(spawn, "-m", "personalize.job", "--passphrase-stdin", cwd=tmp_path)
     try:
         _wait_until_reading_stdin(trainer)
         _assert_no_core_dump(trainer, tmp_path)

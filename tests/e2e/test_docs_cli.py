@@ -49,7 +49,7 @@ def test_add_search_docs_forget(hearth: Cli, tmp_path: Path, monkeypatch: pytest
     assert asked.returncode == 0, asked.stderr
     answer = json.loads(asked.stdout)
     assert answer["answer"] and Path(answer["sources"][0]["source"]).name == "inbox.mbox"
-    assert answer["sources"][0]["location"] == "Dentist appointment"
+    assert answer["sources"][0]["location"] == "message 2: Dentist appointment"
     unrelated = hearth(
         "ask", "--docs", "--json", "--temperature", "0", "--max-tokens", "16", "Who won the 1954 World Cup?"
     )
@@ -58,16 +58,18 @@ def test_add_search_docs_forget(hearth: Cli, tmp_path: Path, monkeypatch: pytest
 
     listed = hearth("docs", "--json")
     assert listed.returncode == 0, listed.stderr
-    names = {Path(d["path"]).name for d in json.loads(listed.stdout)}
-    assert "baking.pdf" in names and "contacts.csv" not in names
-    assert {d["status"] for d in json.loads(listed.stdout)} == {"indexed"}
+    statuses = {Path(d["path"]).name: d["status"] for d in json.loads(listed.stdout)}
+    assert "baking.pdf" in statuses and "contacts.csv" not in statuses
+    assert statuses.pop("empty.txt") == "failed: empty file (0 bytes)"
+    assert statuses.pop("bomb.docx").startswith("failed:")
+    assert set(statuses.values()) == {"indexed"}
     failed = json.loads(hearth("docs", "--failed", "--json").stdout)
     assert {Path(f["path"]).name: f["status"].split(":")[0] for f in failed} == {
         "empty.txt": "failed",
         "bomb.docx": "failed",
     }
     table = hearth("docs").stdout
-    failed_rows = [line for line in table.splitlines() if line.split()[0] == "failed"]
+    failed_rows = [line for line in table.splitlines() if " failed " in line]
     assert "indexed" in table and any("/empty.txt: empty file" in line for line in failed_rows)
     (folder / "empty.txt").write_text("Not empty any more: the spare key is under the blue pot.\n")
     (folder / "bomb.docx").unlink()

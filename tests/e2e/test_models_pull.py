@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import Cli
+    from tests.e2e.conftest import Cli, Spawn
 
 ROOT = Path(__file__).parents[2]
 _spec = importlib.util.spec_from_file_location("model_hub", ROOT / "tests" / "fixtures" / "model_hub.py")
@@ -48,18 +48,6 @@ def bundled_sha(bundled_model: Path) -> str:
 
 def _settings() -> dict:
     return json.loads((Path(os.environ["HEARTH_HOME"]) / "settings.json").read_text())
-
-
-def _popen(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "desktop.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
 
 
 def _wait_for_part(part: Path, at_least: int, proc: subprocess.Popen[str], limit_s: float = 120) -> int:
@@ -106,11 +94,13 @@ def test_catalog_pull_through_a_mirror_verifies_records_and_registers(
     assert [m for m, _, _ in swapped.requests] == ["HEAD"]
 
 
-def test_kill_9_mid_download_then_resume_from_where_it_stopped(hearth: Cli, hub, bundled_sha: str) -> None:  # type: ignore[no-untyped-def]
+def test_kill_9_mid_download_then_resume_from_where_it_stopped(
+    hearth: Cli, spawn: Spawn, hub, bundled_sha: str
+) -> None:  # type: ignore[no-untyped-def]
     url = hub.url("test/repo", "model.gguf")
     part = Path(os.environ["HEARTH_HOME"]) / "models" / ".model.gguf.part"
     hub.rate = 8e6  # ~12 s for the whole file: time to kill it midway
-    proc = _popen("models", "pull", url, "--sha256", bundled_sha)
+    proc = spawn("-m", "desktop.cli", "models", "pull", url, "--sha256", bundled_sha)
     _wait_for_part(part, 20 << 20, proc)
     proc.kill()  # SIGKILL: no cleanup runs
     proc.wait()
@@ -150,10 +140,12 @@ def test_a_url_without_sha256_is_refused(hearth: Cli, hub) -> None:  # type: ign
     assert hub.requests == []  # nothing was sent
 
 
-def test_a_stalled_server_then_ctrl_c_keeps_the_part_for_later(hearth: Cli, hub, bundled_sha: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_stalled_server_then_ctrl_c_keeps_the_part_for_later(
+    hearth: Cli, spawn: Spawn, hub, bundled_sha: str
+) -> None:  # type: ignore[no-untyped-def]
     hub.stall_after = 4 << 20
     part = Path(os.environ["HEARTH_HOME"]) / "models" / ".model.gguf.part"
-    proc = _popen("models", "pull", hub.url("test/repo", "model.gguf"), "--sha256", bundled_sha)
+    proc = spawn("-m", "desktop.cli", "models", "pull", hub.url("test/repo", "model.gguf"), "--sha256", bundled_sha)
     _wait_for_part(part, 4 << 20, proc)
     time.sleep(0.5)  # the server is silent now
     proc.send_signal(signal.SIGINT)

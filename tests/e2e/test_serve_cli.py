@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from storage.store import Store
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import Cli
+    from tests.e2e.conftest import Cli, Serving
 
-ROOT = Path(__file__).parents[2]
 QUESTION = "What is the capital of France?"
 
 
@@ -34,24 +28,13 @@ def test_api_token_is_shown_once_then_only_rotated(hearth: Cli, store: Store) ->
     assert rotated.startswith("hearth-") and rotated != token
 
 
-def test_serve_answers_a_request_and_stops_on_sigterm(hearth: Cli, store: Store, plain_answer) -> None:  # type: ignore[no-untyped-def]
+def test_serve_answers_a_request_and_stops_on_sigterm(
+    hearth: Cli, store: Store, serving: Serving, plain_answer: Any
+) -> None:
     store.close()
     token = hearth("api-token").stdout.strip()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "desktop.cli", "--threads", "1", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        line = server.stdout.readline()  # printed once the socket is listening
-        match = re.search(r"(http://127\.0\.0\.1:(\d+)/v1)", line)
-        assert match, (line, server.stderr.read() if server.poll() is not None else "")
-        base_url, port = match.group(1), int(match.group(2))
-        assert port > 0
+    with serving() as (server, root):
+        base_url = f"{root}/v1"
         headers = {"Authorization": f"Bearer {token}"}
         body = {
             "model": "hearth",
@@ -66,30 +49,16 @@ def test_serve_answers_a_request_and_stops_on_sigterm(hearth: Cli, store: Store,
         assert httpx.get(f"{base_url}/models", timeout=30).status_code == 401
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-    assert token not in server.stderr.read()  # the token is never logged
+        assert token not in server.stderr.read()  # the token is never logged
 
 
-def test_revoked_and_rotated_tokens_get_401_from_an_already_running_serve(hearth: Cli, store: Store) -> None:
+def test_revoked_and_rotated_tokens_get_401_from_an_already_running_serve(
+    hearth: Cli, store: Store, serving: Serving
+) -> None:
     store.close()
     editor = hearth("clients", "add", "editor", "--scopes", "chat").stdout.strip()
     default = hearth("api-token").stdout.strip()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "desktop.cli", "--threads", "1", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        match = re.search(r"(http://127\.0\.0\.1:\d+)/v1", server.stdout.readline())
-        assert match, server.stderr.read() if server.poll() is not None else ""
-        root = match.group(1)
+    with serving() as (server, root):
 
         def status(token: str, path: str = "/api/tags") -> int:
             return httpx.get(f"{root}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60).status_code
@@ -101,10 +70,6 @@ def test_revoked_and_rotated_tokens_get_401_from_an_already_running_serve(hearth
         assert status(default, "/v1/models") == 401 and status(rotated, "/v1/models") == 200
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 0
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     log = hearth("clients", "log").stdout
     assert "editor" in log and "GET /api/tags" in log and "GET /v1/models" in log
 

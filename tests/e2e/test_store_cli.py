@@ -43,6 +43,19 @@ def test_history_list_and_search(hearth: Cli, store: Store) -> None:
     assert hearth("history", "--search", "no such words here").stdout == ""
 
 
+def test_export_one_conversation_as_markdown_and_json(hearth: Cli, store: Store, tmp_path: Path) -> None:
+    conversation = _seed(store)
+    markdown = hearth("export", str(conversation))
+    assert markdown.returncode == 0, markdown.stderr
+    assert markdown.stdout.startswith("# Bread questions") and "About twelve hours in the fridge." in markdown.stdout
+    out = tmp_path / "bread.json"
+    assert hearth("export", str(conversation), "--format", "json", "-o", str(out)).returncode == 0
+    data = json.loads(out.read_text("utf-8"))
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
+    missing = hearth("export", "9999")
+    assert missing.returncode == 1 and missing.stderr.startswith("hearth: "), missing.stderr
+
+
 def test_wrong_passphrase_is_one_line(hearth: Cli, store: Store) -> None:
     _seed(store)
     result = hearth("history", env={"HEARTH_PASSPHRASE": "not the passphrase"})

@@ -10,13 +10,14 @@ records.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from personalize.registry import Registry
 from storage.store import Store
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTES = 30  # per folder (the report that found the crash used 60)
@@ -30,28 +31,18 @@ def _notes(folder: Path, label: str) -> None:
         (folder / f"{label}-{i:03}.md").write_text(f"# {label} {i}\n\n{body}\n")
 
 
-def _start(*argv: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, *argv],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def test_two_adds_and_a_chat_and_trainer_writer_at_once_lose_nothing(store: Store, tmp_path: Path) -> None:
+def test_two_adds_and_a_chat_and_trainer_writer_at_once_lose_nothing(
+    store: Store, tmp_path: Path, spawn: Spawn
+) -> None:
     store.close()
     _notes(tmp_path / "a", "alpha")
     _notes(tmp_path / "b", "beta")
     writer = str(ROOT / "tests" / "fixtures" / "store_writer.py")
     processes = {
-        "add a": _start("-m", "desktop.cli", "add", str(tmp_path / "a")),
-        "add b": _start("-m", "desktop.cli", "add", str(tmp_path / "b")),
-        "writer 1": _start(writer, "w1", str(ROUNDS)),
-        "writer 2": _start(writer, "w2", str(ROUNDS)),
+        "add a": spawn("-m", "desktop.cli", "add", str(tmp_path / "a")),
+        "add b": spawn("-m", "desktop.cli", "add", str(tmp_path / "b")),
+        "writer 1": spawn(writer, "w1", str(ROUNDS)),
+        "writer 2": spawn(writer, "w2", str(ROUNDS)),
     }
     results = {name: (*p.communicate(timeout=600), p.returncode) for name, p in processes.items()}
     for name, (_, err, code) in results.items():

@@ -76,7 +76,7 @@ def app(home_with_store: Path, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> I
     """An unlocked window with the model loaded: `app.window`, `app.session`, `app.services`."""
     monkeypatch.setenv("HEARTH_PASSPHRASE", PASSPHRASE)
     services, session, window = build(qtbot)
-    session.temperature, session.seed, session.max_tokens = 0.0, 1, 24
+    session.chats.temperature, session.chats.seed, session.chats.max_tokens = 0.0, 1, 24
     with qtbot.waitSignal(session.engine_did_load, timeout=LOAD_TIMEOUT_MS):
         window.start()
     handle = type("App", (), {"window": window, "session": session, "services": services})

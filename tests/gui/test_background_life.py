@@ -17,8 +17,8 @@ def learning(window: Any) -> None:  # noqa: F811 (the fixture's name)
     from personalize import job
 
     job.write_status(state="training", pid=os.getpid(), step=3, max_steps=12)
-    window.session.poll_personalization()
-    assert window.session.job_running
+    window.session.personalization.poll()
+    assert window.session.personalization.job_running
 
 
 def answer_close(window: Any, button: str) -> None:  # noqa: F811
@@ -34,21 +34,23 @@ def test_tray_says_what_hearth_is_doing(window: Any) -> None:  # noqa: F811
     from storage.ingest import Progress, Summary
 
     assert window.tray.text == "Hearth: idle"
-    window.session.ingest_did_progress.emit(Progress(phase="index", done=1, total=4, rate=2.0, eta_s=1.5))
+    window.session.documents.ingest_did_progress.emit(Progress(phase="index", done=1, total=4, rate=2.0, eta_s=1.5))
     assert window.tray.text == "Hearth: indexing documents"
-    window.session.ingest_did_finish.emit(Summary())
+    window.session.documents.ingest_did_finish.emit(Summary())
     assert window.tray.text == "Hearth: idle"
     learning(window)
     assert window.tray.text == "Hearth: learning, 25%"
     from personalize import job
 
     job.write_status(state="cancelled", pid=0)  # end it here: pytest-qt closes the window before fixtures end
-    window.session.poll_personalization()
+    window.session.personalization.poll()
     assert window.tray.text == "Hearth: idle"
 
 
 def test_finishing_notifies_with_the_measured_gain(window: Any) -> None:  # noqa: F811
-    window.session.personalize_did_finish.emit({"state": "activated", "base_ppl": 29.0, "adapter_ppl": 22.69})
+    window.session.personalization.personalize_did_finish.emit(
+        {"state": "activated", "base_ppl": 29.0, "adapter_ppl": 22.69}
+    )
     assert window.tray.last_notification == (
         "Personalization finished: Hearth now uses what it learned. "
         "Perplexity on your held-out text: 29.00 → 22.69 (-21.8%)."

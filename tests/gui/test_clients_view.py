@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.access_log import AccessLog
 from storage.clients import Clients
 
 
@@ -18,7 +17,7 @@ def test_settings_list_clients_with_last_use_and_revoke_one(app: Any, qtbot: Any
     def prepare(store: Any) -> None:
         Clients(store.settings).add("editor", frozenset({"chat"}))
         Clients(store.settings).add("claude", frozenset({"documents", "chats"}))
-        AccessLog(lambda: store.db).record("editor", "POST /api/chat")
+        store.access_log.record("editor", "POST /api/chat")
 
     store_call(app.session, prepare)
     panel = _open_settings(app, qtbot)

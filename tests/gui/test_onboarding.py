@@ -64,7 +64,7 @@ def test_first_run_onboarding_then_never_again(
 
         steps.model_next.click()
         assert steps.steps.currentIndex() == 2
-        with qtbot.waitSignal(session.ingest_did_finish, timeout=LOAD_TIMEOUT_MS) as ingested:
+        with qtbot.waitSignal(session.documents.ingest_did_finish, timeout=LOAD_TIMEOUT_MS) as ingested:
             steps.add_folder(str(docs))
         assert ingested.args[0].counts()["added"] == 1
         steps.finish_button.click()

@@ -7,7 +7,7 @@ what was learned). The job tests start the real `python -m personalize.job` proc
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import json
 import os
 from collections.abc import Iterator
@@ -18,19 +18,12 @@ import pytest
 
 LOAD_TIMEOUT_MS = 60_000
 JOB_TIMEOUT_MS = 180_000  # the job process imports torch and loads the base model on a shared 2-core machine
+_spec = importlib.util.spec_from_file_location("adapters", Path(__file__).parents[1] / "fixtures" / "adapters.py")
+assert _spec is not None and _spec.loader is not None
+_adapters = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_adapters)
+make_adapter = _adapters.make_adapter
 SMALL_JOB = json.dumps({"max_steps": 500, "seq_len": 64, "batch_size": 1, "threads": 1, "warmup_steps": 1})
-
-
-@functools.cache
-def bundled_base() -> tuple[Any, int]:
-    """The bundled model's BaseInfo and hidden size (read from its GGUF header once)."""
-    from gguf import GGUFReader
-
-    from personalize import base
-
-    info = base.inspect(base.bundled_gguf())
-    field = GGUFReader(info.path).fields["llama.embedding_length"]
-    return info, int(field.parts[field.data[0]][0])
 
 
 @pytest.fixture
@@ -44,36 +37,6 @@ def no_job_left() -> Iterator[None]:
     live = job.running()
     if live is not None:
         os.kill(int(live["pid"]), signal.SIGKILL)
-
-
-def make_adapter(store: Any, seed: int, **proof: Any) -> str:
-    """Register a real adapter (attn_output of layer 0, rank 2) in `store`; returns its id."""
-    import numpy as np
-    import torch
-
-    from personalize import export_gguf
-    from personalize.registry import AdapterRecord, Registry, new_id
-
-    info, llama_embd = bundled_base()
-    rng = np.random.default_rng(seed)
-    prefix = "base_model.model.model.layers.0.self_attn.o_proj"
-    state = {
-        f"{prefix}.lora_A.weight": torch.from_numpy(rng.normal(0, 0.02, (2, llama_embd)).astype("float32")),
-        f"{prefix}.lora_B.weight": torch.from_numpy(rng.normal(0, 0.02, (llama_embd, 2)).astype("float32")),
-    }
-    gguf = export_gguf.to_gguf(state, 4.0, info)
-    record = AdapterRecord(
-        id=f"{new_id()}-{seed}",
-        created="2026-01-02T13:04:00",
-        base_sha256=info.sha256,
-        base_ppl=20.0,
-        adapter_ppl=20.0 - seed,
-        tokens_trained=1000 * seed,
-        steps=10,
-        **proof,
-    )
-    Registry(store).add(gguf, state, record)
-    return record.id
 
 
 def add_adapters(app: Any, store_call: Any, count: int) -> list[str]:
@@ -94,8 +57,8 @@ def test_versions_are_listed_and_switch_the_live_model(
     first, second = add_adapters(app, store_call, 2)
     view = app.window.personalize
     app.window.tabs.setCurrentWidget(view)
-    with qtbot.waitSignal(app.session.adapters_did_load, timeout=30_000):
-        app.session.load_adapters()
+    with qtbot.waitSignal(app.session.personalization.adapters_did_load, timeout=30_000):
+        app.session.personalization.load()
     assert [r.id for r in view.records] == [second, first]  # newest first
     assert view.table.item(0, 3).text() == "20.00" and view.table.item(0, 4).text() == "18.00"
     assert view.table.item(0, 5).text() == "+10.0%"
@@ -119,7 +82,7 @@ def test_versions_are_listed_and_switch_the_live_model(
 
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     view.select(second)
-    with qtbot.waitSignal(app.session.adapters_did_load, timeout=30_000):
+    with qtbot.waitSignal(app.session.personalization.adapters_did_load, timeout=30_000):
         view.delete_button.click()
     assert [r.id for r in view.records] == [first]
     assert store_call(app.session, lambda s: [r.id for r in Registry(s).list()]) == [first]
@@ -141,8 +104,8 @@ def test_each_version_shows_its_proof_side_by_side(qtbot: Any, app: Any, store_c
     bad = store_call(app.session, lambda s: make_adapter(s, 2, drift=1.5, seconds=60.0, refused=refused))
     view = app.window.personalize
     app.window.tabs.setCurrentWidget(view)
-    with qtbot.waitSignal(app.session.adapters_did_load, timeout=30_000):
-        app.session.load_adapters()
+    with qtbot.waitSignal(app.session.personalization.adapters_did_load, timeout=30_000):
+        app.session.personalization.load()
     headers = [view.table.horizontalHeaderItem(c).text() for c in range(view.table.columnCount())]
     row = {r.id: i for i, r in enumerate(view.records)}
     cell = {name: headers.index(name) for name in ("Gain", "Drift", "Tokens learned", "Time")}
@@ -171,9 +134,11 @@ def test_each_version_shows_its_proof_side_by_side(qtbot: Any, app: Any, store_c
 def test_the_adapter_stays_on_when_the_model_reloads(qtbot: Any, app: Any, store_call: Any) -> None:
     """Changing the thread count reloads the model (Services.reload_engine); the adapter comes back."""
     (adapter,) = add_adapters(app, store_call, 1)
-    with qtbot.waitSignal(app.session.adapter_did_activate, timeout=30_000):
-        app.session.activate_adapter(adapter)
-    with qtbot.waitSignals([app.session.engine_did_load, app.session.adapter_did_activate], timeout=LOAD_TIMEOUT_MS):
+    with qtbot.waitSignal(app.session.personalization.adapter_did_activate, timeout=30_000):
+        app.session.personalization.activate(adapter)
+    with qtbot.waitSignals(
+        [app.session.engine_did_load, app.session.personalization.adapter_did_activate], timeout=LOAD_TIMEOUT_MS
+    ):
         app.session.set_threads(1)
     assert app.session.threads == 1
     assert live_adapter(app) == adapter
@@ -189,8 +154,8 @@ def test_a_corrupt_active_adapter_is_refused_and_the_chat_keeps_the_base(qtbot: 
         Registry(store).set_active(good)
 
     store_call(app.session, corrupt)
-    with qtbot.waitSignal(app.session.adapter_did_fail, timeout=30_000) as failed:
-        app.session.sync_adapter()
+    with qtbot.waitSignal(app.session.personalization.adapter_did_fail, timeout=30_000) as failed:
+        app.session.personalization.sync()
     assert "corrupt" in failed.args[0]
     qtbot.waitUntil(lambda: "not applied" in app.window.status.text())
     assert live_adapter(app) is None
@@ -208,7 +173,7 @@ def test_the_active_adapter_is_applied_when_the_app_starts(
         Registry(store).set_active(adapter)
     services, session, window = make_window()
     try:
-        with qtbot.waitSignal(session.adapter_did_activate, timeout=LOAD_TIMEOUT_MS) as applied:
+        with qtbot.waitSignal(session.personalization.adapter_did_activate, timeout=LOAD_TIMEOUT_MS) as applied:
             window.start()
         assert applied.args == [adapter]
         qtbot.waitUntil(lambda: window.adapter_picker.currentData() == adapter)
@@ -225,12 +190,12 @@ def test_personalize_runs_in_another_process_and_says_when_data_is_too_little(
 
     view = app.window.personalize
     app.window.tabs.setCurrentWidget(view)
-    with qtbot.waitSignal(app.session.personalize_did_start, timeout=10_000) as started:
+    with qtbot.waitSignal(app.session.personalization.personalize_did_start, timeout=10_000) as started:
         view.start_button.click()
     pid = started.args[0]
     assert pid != os.getpid()
     assert app.window.tray.text == "Hearth: getting ready to learn"
-    with qtbot.waitSignal(app.session.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
+    with qtbot.waitSignal(app.session.personalization.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
         pass
     status = finished.args[0]
     assert status["state"] == "failed" and "Not enough text" in status["error"]
@@ -262,8 +227,8 @@ def test_cancel_stops_the_background_job(
     store_call(app.session, write_chats)
     view = app.window.personalize
     app.window.tabs.setCurrentWidget(view)
-    app.session.job_config = SMALL_JOB
-    with qtbot.waitSignal(app.session.personalize_did_start, timeout=10_000) as started:
+    app.session.personalization.job_config = SMALL_JOB
+    with qtbot.waitSignal(app.session.personalization.personalize_did_start, timeout=10_000) as started:
         view.start_button.click()
     pid = started.args[0]
     assert pid != os.getpid()
@@ -283,7 +248,7 @@ def test_cancel_stops_the_background_job(
     timer.stop()
     assert len(gaps) > 10 and max(gaps) < 100, f"the GUI thread stalled for {max(gaps)} ms while the job started"
     assert view.cancel_button.isEnabled() and not view.start_button.isEnabled()
-    with qtbot.waitSignal(app.session.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
+    with qtbot.waitSignal(app.session.personalization.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
         view.cancel_button.click()
     assert finished.args[0]["state"] == "cancelled"
     assert job.running() is None

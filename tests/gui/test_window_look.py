@@ -26,14 +26,16 @@ def window(home_with_store: Path, make_window: Any, qtbot: Any, monkeypatch: pyt
     services, session, win = make_window()
     session.load_engine = lambda: None
     win.resize(1180, 760)
-    with qtbot.waitSignal(session.conversations_did_load, timeout=30_000):
+    with qtbot.waitSignal(session.chats.conversations_did_load, timeout=30_000):
         win.start()
     yield win
-    if session.job_running:  # a test made it "learn": end that, or closing the window would ask about it
+    if (
+        session.personalization.job_running
+    ):  # a test made it "learn": end that, or closing the window would ask about it
         from personalize import job
 
         job.write_status(state="cancelled", pid=0)
-        session.poll_personalization()
+        session.personalization.poll()
     win.theme.set_mode("system")  # the QApplication outlives the test
     session.shutdown()
     services.close()
@@ -64,7 +66,7 @@ def test_every_string_is_whole_at_small_and_default_sizes(
     window.theme.set_mode(mode)
     window.resize(*size)
     qtbot.waitUntil(lambda: window.width() == size[0])
-    window.session.conversation_did_open.emit(
+    window.session.chats.conversation_did_open.emit(
         {"id": None, "title": "A long conversation title " * 4, "messages": [], "branches": {}, "focus": None}
     )
     assert clipped(window) == []
@@ -90,8 +92,8 @@ def test_conversations_are_grouped_by_date_on_one_elided_line(qtbot: Any, window
             store.db.execute("UPDATE conversations SET updated = ? WHERE id = ?", [stamp, cid])
 
     store_call(window.session, seed)
-    with qtbot.waitSignal(window.session.conversations_did_load, timeout=10_000):
-        window.session.refresh_conversations()
+    with qtbot.waitSignal(window.session.chats.conversations_did_load, timeout=10_000):
+        window.session.chats.refresh()
     sidebar = window.sidebar
     assert sidebar.headings() == ["TODAY", "YESTERDAY", "PREVIOUS 7 DAYS", "OLDER"]
     assert not sidebar.list.wordWrap() and sidebar.list.textElideMode() == Qt.TextElideMode.ElideRight

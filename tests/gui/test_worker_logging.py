@@ -6,13 +6,15 @@ import logging
 
 import pytest
 
+from desktop.engine.executor import Executor
 from desktop.ui.workers import Worker
 
 SECRET = "the user's message: my bank PIN is 4921"
 
 
 def test_a_failed_task_logs_no_message_text(qtbot, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
-    worker = Worker("store")
+    executor = Executor("store")
+    worker = Worker(executor)
     errors: list[str] = []
 
     def fails() -> None:
@@ -24,6 +26,7 @@ def test_a_failed_task_logs_no_message_text(qtbot, caplog: pytest.LogCaptureFixt
         assert isinstance(future.exception(timeout=10), ValueError)
     finally:
         worker.close()
+        executor.close()
     qtbot.waitUntil(lambda: errors == ["internal error (ValueError); see the log"], timeout=10_000)
     logged = caplog.text  # formatted as a log file would hold it, tracebacks included
     assert "ValueError" in logged and "fails" in logged  # what failed, and where

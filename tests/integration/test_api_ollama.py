@@ -9,7 +9,6 @@ import httpx
 import ollama
 import pytest
 
-from storage.access_log import AccessLog
 from storage.clients import Clients
 
 QUESTION = [{"role": "user", "content": "Name three colours."}]
@@ -210,7 +209,7 @@ def test_the_access_log_records_client_endpoint_and_passages_never_content(api_s
         assert http.post("/api/embed", json={"model": "all-minilm", "input": secret}).status_code == 200
         assert http.get("/api/tags").status_code == 200
     server.stop()  # the log is written off the request path; stopping flushes it
-    entries = AccessLog(lambda: store.db).recent(10)
+    entries = store.access_log.recent(10)
     assert [(e.client, e.endpoint, e.passages) for e in entries[:2]] == [
         ("default", "GET /api/tags", 0),
         ("default", "POST /api/embed", 0),

@@ -61,16 +61,17 @@ def test_stream_arrives_in_pieces(engine: Engine) -> None:
     assert events[-1].stats is not None and events[-1].stats.completion_tokens >= len(texts)
 
 
-def test_cancel_from_another_thread_stops_promptly(engine: Engine) -> None:
+def test_stop_set_from_another_thread_stops_promptly(engine: Engine) -> None:
     params = SamplingParams(temperature=0, max_tokens=400)
     messages = [SYSTEM, Message("user", "Write a very long story about a dragon who learns to cook.")]
+    stop = threading.Event()
     pieces = 0
     stats = None
-    for event in engine.chat(messages, params):
+    for event in engine.chat(messages, params, should_stop=stop.is_set):
         if event.kind == "text":
             pieces += 1
             if pieces == 5:
-                threading.Thread(target=engine.cancel).start()
+                threading.Thread(target=stop.set).start()
         elif event.kind == "done":
             stats = event.stats
     assert stats is not None and stats.finish_reason == "cancelled"

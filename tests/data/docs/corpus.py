@@ -184,6 +184,18 @@ def write_pdf_page_bomb(path: Path, pages: int) -> None:
     path.write_bytes(_pdf_file(objs))
 
 
+def write_pdf_scan_bomb(path: Path, side: int = 40_000) -> None:
+    """A page whose only content is an image stated as side x side pixels (1.6 G at 40,000): a scan bomb."""
+    data = b"\0" * 100
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>"]
+    objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /XObject << /Im0 4 0 R >> >> >>")
+    objs.append(
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Length %d >>\nstream\n%s\nendstream" % (side, side, len(data), data)
+    )
+    path.write_bytes(_pdf_file(objs))
+
+
 def _pdf_file(objs: list[bytes]) -> bytes:
     out = bytearray(b"%PDF-1.4\n")
     offsets = []

@@ -12,6 +12,7 @@ import os
 import random
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import guarantee_kit as kit
@@ -79,6 +80,17 @@ def _hostile_set(root: Path) -> tuple[Path, dict[str, str], dict[str, str], list
     must["text-bomb.pdf"] = r"^PDF page 1 draws text over .* \(a text bomb\?\)$"
     corpus.write_pdf_page_bomb(folder / "page-bomb.pdf", 100_000)
     must["page-bomb.pdf"] = r"^PDF has 100000 pages, over the 5000-page limit$"
+    # OCR's inputs: refused by their stated size, before a pixel is decoded.
+    corpus.write_pdf_scan_bomb(folder / "scan-bomb.pdf")
+    must["scan-bomb.pdf"] = r"^the scan on page 1 is 40000x40000 pixels, over the 60 MP limit for OCR$"
+
+    def png_chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    size = (40_000).to_bytes(4, "big") * 2 + b"\x08\x00\x00\x00\x00"  # 1.6 G pixels stated in 13 bytes
+    idat = png_chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+    png_bomb = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", size) + idat + png_chunk(b"IEND", b"")
+    bad("pixel-bomb.png", png_bomb + canary, r"^the image is 40000x40000 pixels, over the 60 MP limit for OCR$")
 
     # Odd but parseable inputs: a clear reason, or ingested; never a crash.
     (folder / "deep.html").write_text("<div>" * 50_000 + kit.CANARY + "</div>" * 50_000)
@@ -115,7 +127,7 @@ def _hostile_set(root: Path) -> tuple[Path, dict[str, str], dict[str, str], list
     picture = root / "photo.png"
     picture.write_bytes(b"\x89PNG\r\n\x1a\n" + canary)
     must["named-pipe.md"] = r"^not a regular file"
-    must["photo.png"] = r"^unsupported file type"
+    must["photo.png"] = r"^corrupt or unsupported image"
     must["missing.txt"] = r"^not found"
     return folder, must, may, good, [extra_fifo, picture, root / "missing.txt"]
 
@@ -150,7 +162,11 @@ def test_hostile_folder_gives_one_reason_per_file_and_keeps_everything_else(tmp_
     unexpected = set(flat) - set(must) - set(may)
     assert unexpected == set(), {n: flat[n] for n in unexpected}
 
-    listed = json.loads(sb.ok("docs", "--json").stdout)
+    listing = json.loads(sb.ok("docs", "--json").stdout)
+    listed = [d for d in listing if not d["status"].startswith("failed: ")]  # failed files are listed too
+    assert {d["path"] for d in listing if d["status"].startswith("failed: ")} == {
+        f["path"] for f in summary["failures"]
+    }
     indexed = {str(Path(d["path"]).relative_to(folder)) if Path(d["path"]).is_relative_to(folder) else d["path"]
                for d in listed}  # fmt: skip
     assert str(keep.resolve()) in indexed, "a document stored before the hostile batch was lost"

@@ -53,3 +53,17 @@ def test_unbreakable_text_is_hard_split() -> None:
 def test_embed_text_carries_heading_context() -> None:
     [chunk] = chunk_document(ParsedDoc("t", [Section("Twice a week.", heading=("Tomatoes", "Watering"))]))
     assert chunk.embed_text() == "Tomatoes > Watering\nTwice a week."
+
+
+def test_citations_name_the_page_heading_or_message() -> None:
+    """What `hearth ask --docs` prints after each source: a PDF page, a heading path, a mail message."""
+    mbox = (
+        b"From a@example.com Tue Sep  3 10:00:00 2024\nSubject: Keys\nFrom: a@example.com\n\nSpare key by the door.\n"
+        b"From b@example.com Tue Sep  3 11:00:00 2024\nSubject: Re: Keys\nFrom: b@example.com\n\nFound it.\n"
+    )
+    located = [[c.location for c in chunk_document(d)] for d in parse("inbox.mbox", mbox)]
+    assert located == [["message 1: Keys"], ["message 2: Re: Keys"]]
+    [md] = parse("notes.md", b"# Boiler\n\n## Service\n\nThe valve was replaced.\n")
+    assert [c.location for c in chunk_document(md)] == ["Boiler > Service"]
+    [html] = parse("page.html", b"<h1>Trip</h1><h2>Trains</h2><p>The night train leaves at nine.</p>")
+    assert [c.location for c in chunk_document(html)] == ["Trip > Trains"]

@@ -10,6 +10,8 @@ import pytest
 
 from storage.embeddings import DIM, Embedder, cpu_has_native_bf16, from_blobs, resolve_precision, to_blob
 
+pytestmark = pytest.mark.usefixtures("minilm_ir")  # these embed: the session's converted model
+
 TEXTS = [
     "Water the tomatoes deeply twice a week.",
     "Tomato plants need a thorough watering two times weekly.",

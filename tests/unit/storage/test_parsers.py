@@ -163,7 +163,7 @@ def test_discover_walks_filters_and_explains(tmp_path: Path) -> None:
     (root / "sub" / "skip.log").write_text("log text")
     (root / "empty.txt").write_bytes(b"")
     (root / "big.txt").write_bytes(b"x" * 3000)
-    (root / "image.png").write_bytes(b"\x89PNG")
+    (root / "image.xcf").write_bytes(b"gimp xcf v011")  # not a format Hearth reads: passed over silently
     (root / ".git").mkdir()
     (root / ".git" / "HEAD.txt").write_text("hidden")
     (root / "sub" / "loop").symlink_to(root, target_is_directory=True)

@@ -111,3 +111,31 @@ def test_a_query_in_another_language_is_ranked_by_keywords(store) -> None:  # ty
     assert italian[1].score == 0.0  # a vector-only hit adds nothing for a non-English query
     english = searcher.search("what is a nuovo utente for", k=2, query_vector=_axis(1))
     assert english[1].score > 0.0
+
+
+def test_a_document_both_retrievers_find_through_different_chunks_ranks_first(store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """/a.txt's keyword chunk and its vector chunk are each second; /b.txt is first by keywords alone."""
+    import storage.search as search_mod
+
+    docs = Documents(lambda: store.db)
+    _add(docs, "/a.txt", ["the zebra herd", "grazing on the savanna"])
+    _add(docs, "/b.txt", ["zebra zebra"])
+    _add(docs, "/c.txt", ["lions at rest"])
+    a, [b], [c] = _ids(store, "/a.txt"), _ids(store, "/b.txt"), _ids(store, "/c.txt")
+    near = _axis(0) * 0.9 + _axis(3) * 0.1
+    slight = _axis(1) + _axis(0) * 0.01
+    docs.add_vectors(
+        MODEL_NAME,
+        [
+            (a[0], to_blob(_axis(2))),
+            (a[1], to_blob(near / np.linalg.norm(near))),
+            (b, to_blob(slight / np.linalg.norm(slight))),
+            (c, to_blob(_axis(0))),
+        ],
+    )
+    searcher = Searcher(lambda: store.db)
+    hits = searcher.search("zebra", k=3, query_vector=_axis(0))
+    assert [h.source for h in hits] == ["/a.txt", "/b.txt", "/c.txt"]
+    assert hits[0].chunk_id == a[0] and hits[0].score > hits[1].score  # its best chunk, scored as a document
+    monkeypatch.setattr(search_mod, "DOCUMENT_CHUNKS", 1)  # best chunk alone: keyword-first /b.txt wins
+    assert [h.source for h in searcher.search("zebra", k=3, query_vector=_axis(0))] == ["/b.txt", "/a.txt", "/c.txt"]
