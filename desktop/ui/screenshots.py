@@ -84,6 +84,7 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
     _save(app, window, out / "welcome.png")
     window.welcome.start_button.click()
     _wait(app, session.engine_did_load)
+    window.welcome.finish()  # the bundled model, no folder
 
     session.chats.max_tokens = 60
     window.composer.setPlainText("Give me three tips for better sleep.")
