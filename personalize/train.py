@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
