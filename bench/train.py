@@ -3,6 +3,7 @@
     .venv/bin/python bench/train.py                      # 1.5 minutes per arm, every corpus
     .venv/bin/python bench/train.py --minutes 6          # the issue's budget
     .venv/bin/python bench/train.py --profile            # where the seconds of one step go, and what each choice buys
+    .venv/bin/python bench/train.py --no-bf16            # the path of a CPU without native bf16 (AVX2), on any CPU
 
 Corpora (public, offline, three authors and kinds of text; each trains on some documents and is measured on
 later or other ones it never saw):
@@ -16,13 +17,13 @@ later or other ones it never saw):
 Naive arm: fp32, batch 1, 256-token windows cut per document (no packing, the last window padded), peft LoRA
 r=16 alpha=32 on all linear layers, AdamW lr 5e-4 constant: what a first peft script looks like. Hearth arm:
 `personalize.train` with its defaults on `personalize.dataset` blocks, including the pipeline's replay of the
-base's own general answers.
+base's own general answers, on a bf16 base where the CPU has native bf16 (fp32 with --no-bf16).
 
 Each arm runs in its own subprocess (clean peak RSS, no shared caches) with the same thread count. Reported
 per corpus: tokens/s by wall clock and per CPU-second (robust to other load on a shared machine), peak RSS,
-held-out perplexity before/after (torch fp32, the first 4,096 held-out tokens), and drift: the perplexity of
-the base's own answers to the shipped general prompts (personalize/drift.py) after / before. Ratios are
-Hearth / naive. The CPU's relevant features are printed first.
+held-out perplexity before/after (torch, on the arm's own base, the first 4,096 held-out tokens), and drift:
+the perplexity of the base's own answers to the shipped general prompts (personalize/drift.py) after /
+before. Ratios are Hearth / naive. The CPU's relevant features are printed first.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import re
 import resource
 import subprocess
@@ -105,13 +107,14 @@ def arm(name: str, corpus: str, minutes: float, threads: int, general_file: Path
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model, tokenizer = base.load(base.inspect(None))
+    cfg = trainer.TrainConfig(threads=threads, max_minutes=minutes)
+    # Each arm's own base: Hearth's is bf16 where the CPU computes in bf16 (as `hearth personalize` loads it).
+    model, tokenizer = base.load(base.inspect(None), trainer.base_dtype(cfg) if name == "hearth" else None)
     general = load_general(general_file)
     train_docs, held_docs = CORPORA[corpus]()
     heldout_ids = tokenizer("\n\n".join(t for _, t in held_docs), add_special_tokens=False)["input_ids"]
     heldout = [heldout_ids[i : i + 512] for i in range(0, min(len(heldout_ids), HELDOUT_TOKENS), 512)]
     ppl_before, general_before = trainer.evaluate(model, heldout), general_ppl(model, general.drift)
-    cfg = trainer.TrainConfig(threads=threads, max_minutes=minutes)
     wall0, cpu0 = time.monotonic(), time.process_time()
     if name == "hearth":
         data = dataset.build(
@@ -221,6 +224,11 @@ def load_general(path: Path) -> Any:
 
 
 def profile(threads: int) -> dict[str, Any]:
+    """Seconds of Hearth's own step by part, then tokens/s of each choice against its alternative.
+
+    Every variant is one forward/backward over the same random tokens on the same base (LoRA unloaded in
+    between), timed after one warm-up call, by wall clock and per CPU-second (robust to other load).
+    """
     sys.path.insert(0, str(ROOT))
     import torch
     from torch.profiler import ProfilerActivity
@@ -230,66 +238,84 @@ def profile(threads: int) -> dict[str, Any]:
     from personalize import train as trainer
 
     torch.set_num_threads(threads)
-    model, _ = base.load(base.inspect(None))
+    bf16 = trainer.use_bf16(trainer.TrainConfig())
+    model, _ = base.load(base.inspect(None), trainer.base_dtype(trainer.TrainConfig()))
+    vocab = model.config.vocab_size
 
-    def step_time(seq_len: int, batch: int, bf16: bool, steps: int = 3, prof: bool = False) -> tuple[float, Any]:
-        cfg = trainer.TrainConfig(seq_len=seq_len, batch_size=batch, threads=threads)
-        peft_model = trainer.wrap_lora(model, cfg)
-        params = [p for p in peft_model.parameters() if p.requires_grad]
+    def full_logits(peft_model: Any, ids: Any) -> tuple[Any, int]:
+        return peft_model(input_ids=ids, labels=ids).loss * (ids.numel() - ids.shape[0]), ids.numel() - ids.shape[0]
+
+    def variant(
+        seq: int,
+        blocks: int,
+        micro: int,
+        autocast: bool,
+        loss: Any = trainer.chunked_nll,
+        targets: tuple[str, ...] = (),
+        prof: bool = False,
+    ) -> dict[str, Any]:
+        peft_model = trainer.wrap_lora(model, trainer.TrainConfig(target_modules=targets))
+        peft_model.train()
+        ids = torch.randint(3, vocab, (blocks, seq), generator=torch.Generator().manual_seed(0))
+        params = [q for q in peft_model.parameters() if q.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=1e-4)
-        ids = torch.randint(0, 49152, (batch, seq_len))
-        times, opt_s, table = [], 0.0, None
 
-        def one() -> float:
-            start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = peft_model(input_ids=ids, labels=ids).loss
-            loss.backward()
-            mid = time.perf_counter()
+        def once() -> tuple[float, float, float]:
+            wall, cpu = time.monotonic(), time.process_time()
+            for part in ids.split(micro):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    nll, count = loss(peft_model, part)
+                (nll / count).backward()
+            mid = time.monotonic()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            nonlocal opt_s
-            opt_s += time.perf_counter() - mid
-            return time.perf_counter() - start
+            return time.monotonic() - wall, time.process_time() - cpu, time.monotonic() - mid
 
-        one()  # warm-up: allocations
-        opt_s = 0.0
+        once()  # warm-up: allocations, oneDNN kernel selection
+        table = None
         if prof:
             with torch_profile(activities=[ProfilerActivity.CPU]) as p:
-                times.append(one())
+                wall, cpu, opt = once()
             table = p.key_averages()
         else:
-            times = [one() for _ in range(steps)]
+            wall, cpu, opt = once()
         peft_model.unload()  # the same base serves the next variant
-        return sum(times) / len(times), (table, opt_s / len(times))
+        tokens = seq * blocks
+        return {"tokens_per_s": tokens / wall, "tokens_per_cpu_s": tokens / cpu, "optimizer_s": opt, "table": table}
 
-    out: dict[str, Any] = {}
-    bf16 = trainer.use_bf16(trainer.TrainConfig())
-    total, (table, opt_s) = step_time(512, 4, bf16, prof=True)
-    parts = {"logits + cross-entropy": 0.0, "bf16 casts": 0.0, "attention": 0.0, "matmuls (linear + LoRA)": 0.0}
-    for event in table:
+    profiled = variant(512, 1, 1, bf16, prof=True)  # the profiler slows it down: parts only, not a reference
+    parts = {"matmuls (linear, LoRA, head)": 0.0, "attention": 0.0, "dtype casts": 0.0, "softmax/logsumexp": 0.0}
+    for event in profiled.pop("table"):
         name, self_s = event.key, event.self_cpu_time_total / 1e6
-        if any(k in name for k in ("cross_entropy", "log_softmax", "nll_loss", "_log_softmax")):
-            parts["logits + cross-entropy"] += self_s
-        elif name in ("aten::_to_copy", "aten::copy_", "aten::to"):
-            parts["bf16 casts"] += self_s
+        if name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"):
+            parts["matmuls (linear, LoRA, head)"] += self_s
         elif "scaled_dot_product" in name or "flash_attention" in name:
             parts["attention"] += self_s
-        elif name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul"):
-            parts["matmuls (linear + LoRA)"] += self_s
-    parts["optimizer step"] = opt_s
-    out["step_s (profiled, 4x512)"] = total
-    out["parts_s"] = parts
-    out["bf16"] = bf16
-    # Each choice against its alternative, same tokens per step (2,048) where the choice allows.
-    out["tokens_per_s"] = {
-        "hearth 4x512": 2048 / step_time(512, 4, bf16)[0],
-        "8x256 (shorter blocks)": 2048 / step_time(256, 8, bf16)[0],
-        "1x256 (naive batch)": 256 / step_time(256, 1, bf16)[0],
+        elif name in ("aten::_to_copy", "aten::copy_", "aten::to"):
+            parts["dtype casts"] += self_s
+        elif any(k in name for k in ("logsumexp", "log_softmax", "exp", "cross_entropy", "nll_loss")):
+            parts["softmax/logsumexp"] += self_s
+    parts["optimizer step"] = profiled["optimizer_s"]
+    attention_only = ("q_proj", "k_proj", "v_proj", "o_proj")
+    choices = {
+        "hearth: 1 x 512 per forward, chunked CE, all linear layers": variant(512, 1, 1, bf16),
+        "4 x 512 in one forward (the old micro-batch)": variant(512, 4, 4, bf16),
+        "2 x 256 (shorter blocks)": variant(256, 2, 2, bf16),
+        "full logits + cross-entropy (peft's loss)": variant(512, 1, 1, bf16, loss=full_logits),
+        "LoRA on attention only": variant(512, 1, 1, bf16, targets=attention_only),
     }
     if bf16:
-        out["tokens_per_s"]["4x512 fp32 (no autocast)"] = 2048 / step_time(512, 4, False)[0]
-    return out
+        choices["fp32 compute (no autocast), bf16 base"] = variant(512, 1, 1, False)
+    ref = choices["hearth: 1 x 512 per forward, chunked CE, all linear layers"]
+    effects = {
+        name: {
+            "tokens_per_s": round(v["tokens_per_s"], 1),
+            "tokens_per_cpu_s": round(v["tokens_per_cpu_s"], 1),
+            "vs_hearth_per_cpu_s": round(v["tokens_per_cpu_s"] / ref["tokens_per_cpu_s"], 3),
+        }
+        for name, v in choices.items()
+    }
+    return {"bf16": bf16, "parts_s (one 512-token forward/backward + step)": parts, "choices": effects}
 
 
 # -- driver ---------------------------------------------------------------------------------------------
@@ -308,6 +334,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--corpus", action="append", choices=sorted(CORPORA), help="default: every corpus")
     parser.add_argument("--profile", action="store_true", help="profile one step and each choice instead")
+    parser.add_argument(
+        "--no-bf16", action="store_true", help="train as on a CPU without native bf16 (the AVX2 path), on any CPU"
+    )
     parser.add_argument("--arm", choices=["naive", "hearth", "general", "profile"], help=argparse.SUPPRESS)
     parser.add_argument("--general", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -321,7 +350,13 @@ def main() -> None:
     if args.arm:
         print(json.dumps(arm(args.arm, args.corpus[0], args.minutes, args.threads, args.general)))
         return
-    print(f"CPU: {cpu_features()}; {args.threads} threads", flush=True)
+    sys.path.insert(0, str(ROOT))
+    from personalize.train import NO_BF16_ENV  # torch-free import
+
+    if args.no_bf16:
+        os.environ[NO_BF16_ENV] = "1"  # the arms inherit it: personalize.train.use_bf16 says no
+    path = "forced no-bf16 (fp32, the AVX2 path)" if os.environ.get(NO_BF16_ENV) == "1" else "this CPU's own"
+    print(f"CPU: {cpu_features()}; {args.threads} threads; trainer dtype path: {path}", flush=True)
     if args.profile:
         print(json.dumps(run_arm("--arm", "profile", "--threads", str(args.threads)), indent=2))
         return

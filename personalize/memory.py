@@ -7,10 +7,13 @@ sequence x vocabulary logits: 0.5 GB per 512-token sequence for Gemma 3's 262k v
 
 Activations are the part that scales with the batch, so the batch is what gives way: the optimizer step
 keeps its `batch_size` blocks (the schedule and resume do not change), but they go through in micro-batches
-sized to the free RAM, with gradients accumulated. Gradient checkpointing (recomputing each layer's forward in
-backward, ~1/3 more compute) is switched on only when even one block per micro-batch would not fit, since
-accumulating more micro-batches costs almost nothing on a CPU. The per-token activation cost is a fit to
-measured peaks (bench/train_memory.py), not a bound: the refusal leaves a margin.
+of at most `MICRO_BATCH_TOKENS` tokens, fewer where free RAM is short, with gradients accumulated.
+Activations grow linearly with the rows (SmolLM2-135M: one 4 x 512 forward peaked at 4.05 GiB RSS, 2 x 512
+at 2.59, 1 x 512 at 1.70) but the speed does not: 1 x 512 ran ~1.45x fewer tokens per CPU-second than
+2 x 512 in one loaded process (wall clock 11.6 vs 16.0 tok/s), a measured cost of the 2 GiB goal. Gradient
+checkpointing (recomputing each layer's forward in backward, ~1/3 more compute) is switched on only when
+even one block per micro-batch would not fit. The per-token activation cost is a fit to measured peaks,
+not a bound: the refusal leaves a margin.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from typing import Any
 from storage.errors import KnownError
 
 GIB = 2**30
-RUNTIME_BYTES = int(0.6 * GIB)  # python + torch + transformers + peft + tokenizer, measured ~0.5-0.6 GiB
+RUNTIME_BYTES = int(0.45 * GIB)  # python + torch + transformers + peft + tokenizer: 0.37 GiB after import, + pools
 LOGIT_CHUNK_BYTES = 64 * 2**20  # one chunk of fp32 logits in chunked cross-entropy
+MICRO_BATCH_TOKENS = 512  # tokens per forward/backward: the 2 GiB goal for 135M; 1024 is ~1.4x faster per CPU-s
 USABLE_FRACTION = 0.85  # of the memory the OS reports available: the chat and the desktop keep the rest
 
 
@@ -89,9 +93,15 @@ def lora_params(shape: Shape, rank: int) -> int:
 
 
 def activation_bytes_per_token_layer(shape: Shape, bf16: bool) -> int:
-    """What autograd keeps per token and layer: ~12 hidden-wide and 2 ffn-wide tensors (measured fit)."""
-    width = 3 if bf16 else 4  # under bf16 autocast the residual stream and norms stay partly fp32
-    return width * (12 * shape.hidden + 2 * shape.intermediate)
+    """What autograd keeps per token and layer, in bytes per hidden and per ffn unit.
+
+    Fitted to peak RSS at 1 x 512 tokens under bf16 on two shapes (SmolLM2-135M: hidden 576, ffn 1536, 1.70
+    GiB; Qwen2.5-1.5B's: 1536 and 8960, 7.16 GiB): 27 and 24 bytes, i.e. the norms' fp32 copies, q/k/v
+    before and after RoPE, and gate, up, SiLU and product per ffn unit. fp32: the same tensors scaled to
+    4 bytes, not yet fitted to a measured fp32 peak.
+    """
+    per_hidden, per_ffn = (27, 24) if bf16 else (44, 40)
+    return per_hidden * shape.hidden + per_ffn * shape.intermediate
 
 
 def peak_bytes(shape: Shape, rank: int, seq_len: int, micro_batch: int, bf16: bool, checkpointing: bool) -> int:
@@ -113,11 +123,15 @@ def available_bytes() -> int:
 
 
 def plan(shape: Shape, rank: int, seq_len: int, batch_size: int, bf16: bool, available: int | None = None) -> Plan:
-    """The largest micro-batch that fits (checkpointing only if nothing fits without); KnownError if none does."""
+    """The largest micro-batch up to MICRO_BATCH_TOKENS that fits (checkpointing only if nothing fits without).
+
+    KnownError, with the numbers, if not even one block fits with checkpointing.
+    """
     available = available_bytes() if available is None else available
     budget = int(available * USABLE_FRACTION)
+    largest = max(1, min(batch_size, MICRO_BATCH_TOKENS // seq_len))
     for checkpointing in (False, True):
-        for micro in range(batch_size, 0, -1):
+        for micro in range(largest, 0, -1):
             if batch_size % micro:
                 continue  # equal micro-batches keep the loss an exact mean over the step's blocks
             peak = peak_bytes(shape, rank, seq_len, micro, bf16, checkpointing)

@@ -11,6 +11,7 @@ its matrix is stale.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -205,12 +206,13 @@ class Documents:
         )
         return [FileRecord(*r) for r in rows]
 
-    def chunk_texts(self) -> list[tuple[int, str]]:
+    # Below `list` (the method) the builtin is spelled `builtins.list`: a bare `list[...]` would name the method.
+    def chunk_texts(self) -> builtins.list[tuple[int, str]]:
         """(document_id, text) of every chunk, each document's chunks in reading order (training input)."""
         sql = "SELECT document_id, text FROM doc_chunks ORDER BY document_id, seq"
         return [(int(r[0]), str(r[1])) for r in self._db().execute(sql).fetchall()]
 
-    def paths(self) -> list[str]:
+    def paths(self) -> builtins.list[str]:
         return [r[0] for r in self._db().execute("SELECT path FROM doc_files ORDER BY path").fetchall()]
 
     def counts(self) -> dict[str, int]:
@@ -228,7 +230,7 @@ class Documents:
 
     # -- vectors ------------------------------------------------------------------------------------
 
-    def unembedded(self, limit: int) -> list[tuple[int, str, str]]:
+    def unembedded(self, limit: int) -> builtins.list[tuple[int, str, str]]:
         """(chunk id, what the embedder reads, chunk text) of chunks still lacking a vector, oldest first.
 
         The embedder reads the heading path before the text (and the document's title with EMBED_TITLES: a

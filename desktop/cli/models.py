@@ -70,23 +70,17 @@ def scan_command(args: argparse.Namespace) -> int:
 def add_command(args: argparse.Namespace) -> int:
     path, source, default_name = Path(args.target).expanduser(), None, None
     if not path.exists():
-        from desktop.engine.model_scan import scan
+        from desktop.engine.model_scan import registry_name, scan
 
         matches = [m for m in scan() if m.name == args.target]
         if not matches:
             raise KnownError(f"{args.target} is neither a file nor a model `hearth models scan` finds")
         path, source = Path(matches[0].path), matches[0].source
-        default_name = _registry_name(matches[0].name)
+        default_name = registry_name(matches[0].name)
     model, info = models.add(path, args.name or default_name, source=source)
     print(f"added {model.name}: {info.architecture} {info.file_type}, {info.size_bytes / 2**20:.0f} MiB, in place")
     print(f"use it with: hearth models use {model.name}")
     return 0
-
-
-def _registry_name(scan_name: str) -> str:
-    """A scan name made into a registry name: 'llama3.2:1b' stays, 'org/repo/file.gguf' -> 'file'."""
-    last = scan_name.rsplit("/", 1)[-1]
-    return last.removesuffix(".gguf").lower()
 
 
 def catalog_command() -> int:

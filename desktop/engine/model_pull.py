@@ -40,7 +40,10 @@ from storage.errors import KnownError
 
 CATALOG_FILE = Path(__file__).with_name("data") / "catalog.json"
 DEFAULT_HOST = "https://huggingface.co"
-CHUNK = 4 << 20
+# 256 KiB per read: received, written and hashed while still in cache. 4 MiB reads went through memory
+# three times and cost 2-4x the CPU per GB on a loaded 2-core machine (bench/download.py, same run).
+CHUNK = 256 << 10
+BUFFERS = 64  # 16 MiB in flight between the downloading and the hashing thread
 TIMEOUT_S = float(os.environ.get("HEARTH_PULL_TIMEOUT", "60"))  # a server silent this long has stalled
 DISK_MARGIN = 64 << 20  # left free after the download
 USER_AGENT = "hearth-model-pull/0.1"
@@ -237,7 +240,7 @@ class _Hasher:
     """sha256 on a second thread (hashlib releases the GIL), fed from a small pool of reused buffers: hashing
     inline cost a third of the throughput (sha256 runs ~260 MB/s on a busy core, loopback ~180 MB/s)."""
 
-    def __init__(self, digest: Any, buffers: int = 4) -> None:
+    def __init__(self, digest: Any, buffers: int = BUFFERS) -> None:
         self.digest = digest
         self._free: queue.Queue[memoryview] = queue.Queue()
         for _ in range(buffers):

@@ -148,6 +148,11 @@ def _describe(place: Place, name: str, path: Path, sha: str | None) -> FoundMode
     )
 
 
+def registry_name(scan_name: str) -> str:
+    """A scan name made into a registry name: 'llama3.2:1b' stays, 'org/repo/file.gguf' -> 'file'."""
+    return scan_name.rsplit("/", 1)[-1].removesuffix(".gguf").lower()
+
+
 def _ollama(root: Path) -> Iterator[tuple[str, Path, str | None]]:
     """Ollama: manifests/<registry>/<namespace>/<model>/<tag> (JSON) name blobs/sha256-<hex> layers."""
     manifests = root / "manifests"

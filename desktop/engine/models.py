@@ -123,6 +123,11 @@ def record_speed(path: Path, tokens_per_s: float) -> None:
     update_settings(lambda data: data.setdefault("speed", {}).__setitem__(key, round(tokens_per_s, 1)))
 
 
+def read_setting(key: str) -> Any:
+    """One value of the non-secret settings file (None when unset)."""
+    return _load().get(key)
+
+
 def update_settings(change: Callable[[dict[str, Any]], None]) -> None:
     """Read the settings file, apply change, write it back atomically."""
     data = _load()

@@ -44,17 +44,16 @@ def seconds_since_process_start() -> float:
 
 def build_window(services: Services) -> tuple[object, object]:
     """(session, window) for the current HEARTH_HOME; the window is not shown yet."""
+    from desktop.ui import onboarding
     from desktop.ui.session import ChatSession, PassphraseBridge
     from desktop.ui.window import MainWindow
-    from storage import paths
 
     bridge = PassphraseBridge()
     from storage.keys import env_passphrase
 
     services.set_passphrase_source(env_passphrase() or bridge)
     session = ChatSession(services, bridge)
-    first_run = not paths.key_file().exists()
-    window = MainWindow(session, first_run=first_run)
+    window = MainWindow(session, first_run=onboarding.needed())
     return session, window
 
 

@@ -41,39 +41,6 @@ PRIVACY_PROMISE = (
 )
 
 
-class WelcomePage(QWidget):
-    """First run: what stays on the machine, in two sentences, and one button."""
-
-    welcome_did_finish = Signal()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setObjectName("welcomePage")
-        outer = QVBoxLayout(self)
-        outer.addStretch(1)
-        card = QWidget()
-        card.setFixedWidth(card.fontMetrics().averageCharWidth() * 70)  # a readable measure at any DPI
-        box = QVBoxLayout(card)
-        title = QLabel("<h1>Welcome to Hearth</h1>")
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        box.addWidget(title)
-        text = QLabel(PRIVACY_PROMISE)
-        text.setObjectName("privacyPromise")
-        text.setWordWrap(True)
-        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        width = card.width() - 24
-        text.setFixedWidth(width)
-        text.setMinimumHeight(text.heightForWidth(width))  # an aligned wrapped label gets no height otherwise
-        box.addWidget(text)
-        self.start_button = QPushButton("Get started")
-        self.start_button.setDefault(True)
-        self.start_button.clicked.connect(self.welcome_did_finish.emit)
-        box.addSpacing(16)
-        box.addWidget(self.start_button, 0, Qt.AlignmentFlag.AlignHCenter)
-        outer.addWidget(card, 0, Qt.AlignmentFlag.AlignHCenter)
-        outer.addStretch(2)
-
-
 class UnlockDialog(QDialog):
     """Enter the passphrase, or choose one on first run (typed twice)."""
 

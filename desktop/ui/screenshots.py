@@ -120,6 +120,7 @@ def _shoot(out: Path, home: Path, sizes_only: bool = False) -> int:
         _save(app, window, out / "welcome.png")
     window.welcome.start_button.click()
     _wait(app, session.engine_did_load)
+    window.welcome.finish()  # the bundled model, no folder
 
     _ask(app, session, window, "Give me three tips for better sleep.", 60)
     session.chats.new_chat()

@@ -75,6 +75,8 @@ def _run(services: Services, screenshot: str | None) -> int:
         if state.get("asked"):
             return
         state["asked"] = True
+        if window.pages.currentWidget() is window.welcome:
+            window.welcome.finish()  # first run: keep the bundled model, add no folder
         stage("answering")
         state["t_ask"] = time.monotonic()
         window.composer.setPlainText(QUESTION)

@@ -204,6 +204,7 @@ def stylesheet(c: Colors) -> str:
   padding: {s["xs"] + 2}px {s["l"]}px; }}
 #sendButton:disabled {{ background: {c.border}; color: {c.muted}; }}
 #stopButton {{ color: {c.danger}; }}
+#pickerMessage[role="error"] {{ color: {c.danger}; }}
 #helpOverlay {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 12px; }}
 QStatusBar {{ color: {c.muted}; }}
 """

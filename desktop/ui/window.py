@@ -1,7 +1,7 @@
 """The main window: sidebar, conversation, composer, and the wiring between them and `ChatSession`.
 
-Pages (a QStackedWidget): the first-run welcome, then the tabs (chat, documents, personalize). A tray icon,
-where the desktop has a tray, says when Hearth is learning. Shortcuts are declared in desktop.ui.shortcuts
+Pages (a QStackedWidget): the first-run onboarding, then the tabs (chat, documents, personalize, models).
+A tray icon, where the desktop has a tray, says when Hearth is learning. Shortcuts are declared in desktop.ui.shortcuts
 (F1 lists them). Sizes and colours come from desktop.ui.theme; at 1024x640 every control keeps its text
 (the top bar holds the title, which elides, and four controls; the documents switch sits under the
 composer).
@@ -41,9 +41,11 @@ from desktop.ui import shortcuts, theme
 from desktop.ui.attachments import AttachmentBar, FileDrop, attach_button
 from desktop.ui.chat_view import ChatView, Composer, MessageWidget
 from desktop.ui.clients_view import ClientsPanel
-from desktop.ui.dialogs import ApiPanel, PersonaDialog, SettingsDialog, UnlockDialog, WelcomePage
+from desktop.ui.dialogs import ApiPanel, PersonaDialog, SettingsDialog, UnlockDialog
 from desktop.ui.docs_view import DocumentsView
 from desktop.ui.elided_label import ElidedLabel
+from desktop.ui.model_picker import ModelPicker
+from desktop.ui.onboarding import Onboarding
 from desktop.ui.personalize_view import PersonalizeView
 from desktop.ui.session import ChatSession
 from desktop.ui.sidebar import Sidebar
@@ -62,8 +64,7 @@ class MainWindow(QMainWindow):
         self.resize(1180, 760)
         self.setMinimumSize(960, 600)
         self.pages = QStackedWidget()
-        self.welcome = WelcomePage()
-        self.welcome.welcome_did_finish.connect(self._start)
+        self.welcome = Onboarding()
         self.pages.addWidget(self.welcome)
         self.pages.addWidget(self._build_chat_page())
         self.setCentralWidget(self.pages)
@@ -109,6 +110,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.documents, "Documents")
         self.personalize = PersonalizeView()
         self.tabs.addTab(self.personalize, "Personalize")
+        self.models_view = ModelPicker()
+        self.tabs.addTab(self.models_view, "Models")
+        self.tabs.currentChanged.connect(
+            lambda i: self.models_view.refresh() if self.tabs.widget(i) is self.models_view else None
+        )
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
@@ -259,6 +265,7 @@ class MainWindow(QMainWindow):
         s.engine_will_load.connect(lambda name: self._say(f"Loading {name or 'the model'}…"))
         s.engine_did_load.connect(lambda name: self._say(f"{name} ready"))
         s.engine_did_fail.connect(self._on_engine_fail)
+        self._connect_models_and_onboarding()
         s.chats.generation_will_start.connect(self._on_generation_start)
         s.chats.generation_did_stream.connect(self._on_stream)
         s.chats.generation_did_finish.connect(self._on_generation_finish)
@@ -315,17 +322,34 @@ class MainWindow(QMainWindow):
         # this window is destroyed, so a closed window's deleted messages are never re-rendered.
         self.theme.theme_did_change.connect(self._on_theme_change)
 
+    def _connect_models_and_onboarding(self) -> None:
+        """Both model pickers (the Models tab, the first run's) ask the session to load; it tells them what
+        is loaded, or why a model was refused."""
+        s = self.session
+        for picker in (self.models_view, self.welcome.picker):
+            picker.model_will_use.connect(s.switch_model)
+            s.models_did_load.connect(lambda _names, active, p=picker: p.set_active(active))
+            s.engine_did_fail.connect(picker.show_error)
+        self.welcome.encryption_will_start.connect(self._unlock)
+        self.welcome.folder_will_add.connect(lambda folder: self._add_documents([folder]))
+        self.welcome.onboarding_did_finish.connect(self._finish_onboarding)
+        s.store_did_fail.connect(lambda _: self.welcome.store_did_fail())
+
     # -- store ----------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """After the window shows: unlock the store (first run waits for "Get started")."""
+        """After the window shows: unlock the store (first run waits for the onboarding's "Get started")."""
         if not self.first_run:
-            self._start()
+            self.pages.setCurrentIndex(1)
+            self._unlock()
 
-    def _start(self) -> None:
-        self.pages.setCurrentIndex(1)
+    def _unlock(self) -> None:
         self._say("Unlocking…")
         self.session.open_store()
+
+    def _finish_onboarding(self) -> None:
+        self.pages.setCurrentIndex(1)
+        self.composer.setFocus()
 
     def _ask_passphrase(self, first_run: bool) -> None:
         dialog = UnlockDialog(first_run, self._unlock_error, self)
@@ -340,7 +364,10 @@ class MainWindow(QMainWindow):
         self._unlock_error = ""
         self._say("Unlocked")
         self._set_busy(False)
-        self.composer.setFocus()
+        if self.pages.currentWidget() is self.welcome:
+            self.session.store_custody(self.welcome.store_did_open)
+        else:
+            self.composer.setFocus()
 
     def _on_store_fail(self, message: str) -> None:
         if message == "wrong passphrase":
@@ -615,6 +642,8 @@ class MainWindow(QMainWindow):
             if answer == "pause":
                 self.session.personalization.pause()
         self.session.stop()
+        self.models_view.shutdown()
+        self.welcome.picker.shutdown()
         super().closeEvent(event)
 
     def ask_keep_training(self) -> str:

@@ -3,56 +3,25 @@ Ollama store and an LM Studio folder with the real bundled GGUF in them."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.fixtures.model_homes import LMSTUDIO_NAME, make_home_with_models
+
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli
 
 QUESTION = "What is the capital of Germany?"
-LMSTUDIO_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf"
-# Other apps' override variables: unset, so only the temporary HOME is searched.
-FOREIGN_VARS = ("OLLAMA_MODELS", "HF_HOME", "HF_HUB_CACHE", "LLAMA_CACHE", "XDG_DATA_HOME", "LOCALAPPDATA", "APPDATA")
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:  # another filesystem
-        shutil.copyfile(src, dst)
 
 
 @pytest.fixture
 def home_with_models(tmp_path: Path, bundled_model: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    home = tmp_path / "home"
-    sha = hashlib.sha256(bundled_model.read_bytes()).hexdigest()
-    ollama = home / ".ollama" / "models"
-    blob = ollama / "blobs" / f"sha256-{sha}"
-    _link_or_copy(bundled_model, blob)
-    manifest = ollama / "manifests" / "registry.ollama.ai" / "library" / "smollm2" / "135m"
-    manifest.parent.mkdir(parents=True)
-    layers = [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{sha}", "size": blob.stat().st_size},
-        {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 10},
-    ]
-    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": layers}))
-    lmstudio = home / ".lmstudio" / "models" / LMSTUDIO_NAME
-    lmstudio.parent.mkdir(parents=True)
-    shutil.copyfile(bundled_model, lmstudio)  # a copy, not a link: a second physical file to find
-    (lmstudio.parent / "README.md").write_text("not a model")
-    (lmstudio.parent / "broken.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 8)  # skipped, not an error
-    monkeypatch.setenv("HOME", str(home))
-    for name in FOREIGN_VARS:
-        monkeypatch.delenv(name, raising=False)
-    return {"home": home, "blob": blob, "lmstudio": lmstudio, "sha": Path(sha)}
+    return make_home_with_models(tmp_path / "home", bundled_model, monkeypatch)
 
 
 def test_scan_finds_ollama_and_lmstudio_models_with_their_facts(hearth: Cli, home_with_models: dict) -> None:

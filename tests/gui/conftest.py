@@ -81,6 +81,8 @@ def app(home_with_store: Path, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> I
         window.start()
     handle = type("App", (), {"window": window, "session": session, "services": services})
     yield handle
+    # A test that failed mid-run may leave a job marked running: closing must not wait on the modal question.
+    window.ask_keep_training = lambda: "keep"
     session.shutdown()
     services.close()
 
