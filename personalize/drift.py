@@ -33,11 +33,11 @@ ANSWER_TOKENS = 48  # enough for a sentence or two of each answer; 40 prompts ge
 CACHE_KEY = "personalize.general_answers"
 HALVES = ("drift", "replay")
 # Refuse to activate an adapter whose drift exceeds this. Measured on the bundled model (base answer perplexity
-# 2.04; README, "Personalization you can check"): a short run on real text (git release notes) drifted 1.02;
-# the 6-minute release-notes run, whose chat visibly broke, 1.22; 20 aggressive steps (lr 3e-3) on a
-# narrow made-up ledger 20.0 without replay, 1.53 with 20% replay, 1.37 with 50% (and, through the pipeline,
-# 21,547 over-trained, 1.27 for a gentle run that had learnt ledger-speak). 1.10 sits between the harmless and
-# the harmful.
+# 2.04; README, "Why the limit is 1.10", and bench/drift.py): short normal runs on real prose (git release
+# notes) drifted 1.005-1.02; the 6-minute release-notes run, whose chat visibly
+# broke, 1.22; a gentle run that had learnt to answer in a made-up ledger's voice 1.27; over-trained runs
+# 1.37 (50% replay) to 21,547 (no replay). 1.10 sits between the harmless and the harmful, with a margin on
+# each side for CPUs whose greedy base answers differ.
 DRIFT_LIMIT = 1.10
 
 
