@@ -29,9 +29,16 @@ RUNTIMES = ("auto", "torch", "llama.cpp")
 
 
 def evaluate_files(
-    store: Any, files: Sequence[Path], gguf_path: Path | None = None, window: int = 512, runtime: str = "auto"
+    store: Any,
+    files: Sequence[Path],
+    gguf_path: Path | None = None,
+    window: int = 512,
+    runtime: str = "auto",
+    threads: int = 0,
 ) -> dict[str, Any]:
     """Perplexity of `files` under the base and under the active adapter (None when no adapter is active).
+
+    `threads` 0 means the physical cores; tests pass 1 (llama.cpp's threads spin at barriers on a busy CPU).
 
     "auto" is torch once the base is converted for torch (after any personalize run), else llama.cpp:
     converting takes about a minute, more than llama.cpp needs for a few files.
@@ -47,7 +54,7 @@ def evaluate_files(
     if runtime == "auto":
         runtime = "torch" if converted_dtype(info) and (active is None or active.config) else "llama.cpp"
     score = _torch if runtime == "torch" else _llama_cpp
-    base_ppl, adapter_ppl = score(info, reg, active, texts, window)
+    base_ppl, adapter_ppl = score(info, reg, active, texts, window, threads)
     return {
         "base_ppl": base_ppl,
         "adapter": active.id if active else None,
@@ -68,7 +75,12 @@ def converted_dtype(info: base.BaseInfo) -> str | None:
 
 
 def _torch(
-    info: base.BaseInfo, reg: registry.Registry, active: registry.AdapterRecord | None, texts: list[str], window: int
+    info: base.BaseInfo,
+    reg: registry.Registry,
+    active: registry.AdapterRecord | None,
+    texts: list[str],
+    window: int,
+    threads: int,
 ) -> tuple[float, float | None]:
     from dataclasses import replace
 
@@ -76,7 +88,7 @@ def _torch(
 
     from personalize import train
 
-    cfg = train.TrainConfig()
+    cfg = train.TrainConfig(threads=threads)
     train.set_threads(cfg)
     dtype = converted_dtype(info)
     model, tokenizer = base.load(info, getattr(torch, dtype.removeprefix("torch.")) if dtype else train.base_dtype(cfg))
@@ -96,11 +108,16 @@ def _torch(
 
 
 def _llama_cpp(
-    info: base.BaseInfo, reg: registry.Registry, active: registry.AdapterRecord | None, texts: list[str], window: int
+    info: base.BaseInfo,
+    reg: registry.Registry,
+    active: registry.AdapterRecord | None,
+    texts: list[str],
+    window: int,
+    threads: int,
 ) -> tuple[float, float | None]:
     from personalize import pipeline, runtime
 
-    llama = pipeline.open_llama(info.path, window)
+    llama = pipeline.open_llama(info.path, window, threads)
     windows = _windows([llama.tokenize(t.encode("utf-8"), add_bos=False, special=False) for t in texts], window)
     base_ppl = runtime.perplexity_tokens(llama, windows)
     if active is None:

@@ -61,8 +61,8 @@ def test_torch_and_llama_cpp_agree_on_base_and_adapter(store: Any, base_cache: P
     adapter_id = add_active_adapter(store)
     sample = tmp_path / "sample.txt"
     sample.write_text(TEXT)
-    fast = evaluate.evaluate_files(store, [sample], window=128)
-    exact = evaluate.evaluate_files(store, [sample], window=128, runtime="llama.cpp")
+    fast = evaluate.evaluate_files(store, [sample], window=128, threads=1)
+    exact = evaluate.evaluate_files(store, [sample], window=128, runtime="llama.cpp", threads=1)
     assert fast["runtime"] == "torch" and exact["runtime"] == "llama.cpp"  # auto took torch: the base is converted
     assert fast["adapter"] == exact["adapter"] == adapter_id
     for key in ("base_ppl", "adapter_ppl"):
@@ -82,4 +82,5 @@ def test_torch_path_is_the_trainers_held_out_metric(store: Any, base_cache: Path
     model, tokenizer = base.load(base.inspect(base.bundled_gguf()), torch.float32)
     ids = list(tokenizer(TEXT, add_special_tokens=False)["input_ids"])
     expected = train.evaluate(model, [ids[i : i + 128] for i in range(0, len(ids), 128)])
-    assert evaluate.evaluate_files(store, [sample], window=128)["base_ppl"] == pytest.approx(expected, rel=1e-6)
+    measured = evaluate.evaluate_files(store, [sample], window=128, threads=1)
+    assert measured["base_ppl"] == pytest.approx(expected, rel=1e-6)
