@@ -82,12 +82,15 @@ def _torch(
     window: int,
     threads: int,
 ) -> tuple[float, float | None]:
+    import warnings
     from dataclasses import replace
 
     import torch
+    from transformers.utils import logging as hf_logging
 
     from personalize import train
 
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would garble the command's output
     cfg = train.TrainConfig(threads=threads)
     train.set_threads(cfg)
     dtype = converted_dtype(info)
@@ -98,11 +101,13 @@ def _torch(
     if active is None:
         return base_ppl, None
     shape = active.config
-    adapted = train.wrap_lora(
-        model,
-        replace(cfg, rank=shape["rank"], alpha=shape["alpha"], target_modules=tuple(shape["target_modules"])),
-        reg.lora_state(active.id),
-    )
+    with warnings.catch_warnings():  # peft calls transformers' deprecated is_gradient_checkpointing
+        warnings.simplefilter("ignore", FutureWarning)
+        adapted = train.wrap_lora(
+            model,
+            replace(cfg, rank=shape["rank"], alpha=shape["alpha"], target_modules=tuple(shape["target_modules"])),
+            reg.lora_state(active.id),
+        )
     adapted.eval()
     return base_ppl, train.evaluate(adapted, windows)
 
