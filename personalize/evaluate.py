@@ -90,12 +90,12 @@ def _torch(
 
     from personalize import train
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would garble the command's output
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # bars would garble the output
     cfg = train.TrainConfig(threads=threads)
     train.set_threads(cfg)
     dtype = converted_dtype(info)
     model, tokenizer = base.load(info, getattr(torch, dtype.removeprefix("torch.")) if dtype else train.base_dtype(cfg))
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]  # transformers' Module.eval has no annotations here
     windows = _windows([list(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts], window)
     base_ppl = train.evaluate(model, windows)
     if active is None:
