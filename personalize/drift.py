@@ -19,7 +19,6 @@ they are cached in the encrypted store (settings, keyed by base model and prompt
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -32,12 +31,14 @@ from personalize import runtime
 PROMPTS_FILE = Path(__file__).with_name("general_prompts.json")
 ANSWER_TOKENS = 48  # enough for a sentence or two of each answer; 40 prompts generate in ~20 s on 2 cores
 CACHE_KEY = "personalize.general_answers"
+HALVES = ("drift", "replay")
 # Refuse to activate an adapter whose drift exceeds this. Measured on the bundled model (base answer perplexity
-# 2.04; README, "Personalization you can check"): a short run on real text (git release notes) drifted 1.02;
-# the issue's 6-minute release-notes run, whose chat visibly broke, 1.22; 20 aggressive steps (lr 3e-3) on a
-# narrow made-up ledger 20.0 without replay, 1.53 with 20% replay, 1.37 with 50% (and, through the pipeline,
-# 21,547 over-trained, 1.27 for a gentle run that had learnt ledger-speak). 1.10 sits between the harmless and
-# the harmful.
+# 2.04; README, "Why the limit is 1.10", and bench/drift.py): short normal runs on real prose (git release
+# notes, the standard library's docs) drifted 1.005-1.061; the issue's 6-minute release-notes run (no replay),
+# whose chat visibly
+# broke, 1.22; a gentle run that had learnt to answer in a made-up ledger's voice 1.27; over-trained runs
+# 1.37 (50% replay) to 21,547 (no replay). 1.10 sits between the harmless and the harmful, with a margin on
+# each side for CPUs whose greedy base answers differ.
 DRIFT_LIMIT = 1.10
 
 
@@ -70,13 +71,27 @@ def prompts() -> dict[str, Any]:
 
 
 def general_set(store: Any, llama: Any, tokenizer: Any, base_sha256: str) -> GeneralSet:
-    """The base's answers to the shipped prompts: from the store's cache, else generated now and cached."""
-    cached = store.settings.get(_cache_key(base_sha256)) if store is not None else None
-    if isinstance(cached, dict) and cached.get("version") == _version():
-        return GeneralSet(*([Item(**item) for item in cached[half]] for half in ("drift", "replay")))
+    """The base's answers to the shipped prompts: from the store's cache, else generated now and cached.
+
+    The cache is keyed by the base's sha256 and is valid only for the same prompts file and answer length and
+    for exactly the same rendered prompts (token ids): a new chat template, tokenizer or system message in the
+    prompts file means new answers.
+    """
     spec = prompts()
-    answer = functools.partial(_answer, llama, tokenizer, spec["system"])
-    general = GeneralSet([answer(e) for e in spec["drift"]], [answer(e) for e in spec["replay"]])
+    rendered = {half: [_render(tokenizer, spec["system"], e["prompt"]) for e in spec[half]] for half in HALVES}
+    cached = store.settings.get(_cache_key(base_sha256)) if store is not None else None
+    if (
+        isinstance(cached, dict)
+        and cached.get("version") == _version()
+        and all([item["prompt"] for item in cached[half]] == rendered[half] for half in HALVES)
+    ):
+        return GeneralSet(*([Item(**item) for item in cached[half]] for half in HALVES))
+    general = GeneralSet(
+        *(
+            [_answer(llama, tokenizer, prompt, entry) for prompt, entry in zip(rendered[half], spec[half], strict=True)]
+            for half in HALVES
+        )
+    )
     if store is not None:
         remember(store, base_sha256, general)
     return general
@@ -85,7 +100,7 @@ def general_set(store: Any, llama: Any, tokenizer: Any, base_sha256: str) -> Gen
 def remember(store: Any, base_sha256: str, general: GeneralSet) -> None:
     """Cache a base model's answers in the store (tests also use this to pay for generation once)."""
     halves = {"drift": general.drift, "replay": general.replay}
-    value = {"version": _version(), **{h: [vars(i) for i in items] for h, items in halves.items()}}
+    value = {"version": _version(), **{half: [vars(i) for i in halves[half]] for half in HALVES}}
     store.settings.set(_cache_key(base_sha256), value)
 
 
@@ -121,10 +136,13 @@ def _version() -> str:
     return hashlib.sha256(PROMPTS_FILE.read_bytes()).hexdigest()[:16] + f"-{ANSWER_TOKENS}"
 
 
-def _answer(llama: Any, tokenizer: Any, system: str, entry: dict[str, str]) -> Item:
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": entry["prompt"]}]
+def _render(tokenizer: Any, system: str, prompt: str) -> list[int]:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    prompt = list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+
+
+def _answer(llama: Any, tokenizer: Any, prompt: list[int], entry: dict[str, str]) -> Item:
     answer = runtime.complete(llama, prompt, ANSWER_TOKENS)
     reference = entry.get("reference")
     ref_ids = list(tokenizer(reference, add_special_tokens=False)["input_ids"]) if reference else None

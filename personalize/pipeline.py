@@ -149,9 +149,9 @@ def run(
     general_base = drift.score(llama, general.drift)
     before = [runtime.complete(llama, p, len(truth)) for p, truth in prompts]
     if parent is not None and parent.base_sha256 == info.sha256:
-        with _adapter(llama, reg.gguf_bytes(parent.id), info.sha256):
+        with adapter_active(llama, reg.gguf_bytes(parent.id), info.sha256):
             report.previous_ppl = runtime.perplexity_tokens(llama, data.heldout)
-    with _adapter(llama, gguf, info.sha256):
+    with adapter_active(llama, gguf, info.sha256):
         report.adapter_ppl = runtime.perplexity_tokens(llama, data.heldout)
         general_adapter = drift.score(llama, general.drift)
         after = [runtime.complete(llama, p, len(truth)) for p, truth in prompts]
@@ -213,7 +213,7 @@ def run(
 
 
 @contextlib.contextmanager
-def _adapter(llama: Any, gguf: bytes, base_sha256: str) -> Iterator[None]:
+def adapter_active(llama: Any, gguf: bytes, base_sha256: str) -> Iterator[None]:
     """`gguf` active on `llama` for the block; the base again afterwards."""
     handle = runtime.load_adapter(llama, gguf, base_sha256)
     runtime.activate(llama, handle)
@@ -258,26 +258,6 @@ def open_llama(path: Path, n_ctx: int = 512, threads: int = 0) -> Any:
     return llama_cpp.Llama(
         model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
     )
-
-
-def evaluate_files(store: Any, files: list[Path], gguf_path: Path | None = None, window: int = 512) -> dict[str, Any]:
-    """`hearth personalize eval`: perplexity of files under the base and under the active adapter."""
-    info = base.inspect(gguf_path)
-    texts = []
-    for file in files:
-        try:
-            texts.append(Path(file).read_text(encoding="utf-8", errors="replace"))
-        except OSError as err:
-            raise KnownError(f"Cannot read {Path(file).name}.") from err
-    reg = registry.Registry(store)
-    active = reg.active()
-    llama = open_llama(info.path, window)
-    out: dict[str, Any] = {"base_ppl": runtime.perplexity(llama, texts, window), "adapter": None, "adapter_ppl": None}
-    if active is not None:
-        with _adapter(llama, reg.gguf_bytes(active.id), info.sha256):
-            out["adapter"] = active.id
-            out["adapter_ppl"] = runtime.perplexity(llama, texts, window)
-    return out
 
 
 def _now() -> str:

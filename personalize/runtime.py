@@ -178,15 +178,6 @@ def complete(llama: Any, prompt: Sequence[int], max_tokens: int) -> list[int]:
     return out
 
 
-def perplexity(llama: Any, texts: Sequence[str], window: int = 512) -> float:
-    """Perplexity of plain texts, tokenized by llama.cpp itself, in windows of `window` tokens."""
-    windows: list[list[int]] = []
-    for text in texts:
-        ids = llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-        windows.extend(ids[i : i + window] for i in range(0, len(ids), window))
-    return perplexity_tokens(llama, [w for w in windows if len(w) >= 2])
-
-
 @contextlib.contextmanager
 def _memory_file(data: bytes) -> Iterator[Any]:
     """A read-only C FILE* over a copy of `data` in memory (fmemopen); the copy is zeroed afterwards."""

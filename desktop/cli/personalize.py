@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     evaluate = actions.add_parser("eval", help="perplexity of files under the base model and the active adapter")
     evaluate.add_argument("files", nargs="+", type=Path)
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument(
+        "--runtime",
+        choices=("auto", "torch", "llama.cpp"),
+        default="auto",
+        help="auto (default): torch once the base is converted (faster), else llama.cpp; they agree within 2%%",
+    )
     parser.set_defaults(func=personalize_command)
 
     adapters = sub.add_parser("adapters", help="list, switch, turn off or delete personal adapters")
@@ -209,9 +215,11 @@ def _one_line(text: str) -> str:
 
 
 def _eval(args: argparse.Namespace, services: Services) -> int:
-    from personalize import pipeline
+    from personalize import evaluate
 
-    result = pipeline.evaluate_files(services.store(), list(args.files), services.chat_model_path())
+    result = evaluate.evaluate_files(
+        services.store(), list(args.files), services.chat_model_path(), runtime=args.runtime
+    )
     if args.json:
         print(json.dumps(result))
         return 0
