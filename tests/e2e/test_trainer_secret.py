@@ -36,7 +36,7 @@ def _unlocked_by(pid: int) -> bool:
         status = job.read_status()
         if status.get("pid") == pid:
             return True
-        if not job._alive(pid):
+        if not job.alive(pid):
             return False
         time.sleep(0.2)
     return False
@@ -52,9 +52,9 @@ def _read_until_closed(fd: int) -> bytes:
 def _stop(pid: int) -> None:
     job.request("cancel")
     deadline = time.monotonic() + 120
-    while job._alive(pid) and time.monotonic() < deadline:
+    while job.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if job._alive(pid):
+    if job.alive(pid):
         os.kill(pid, 9)
 
 
