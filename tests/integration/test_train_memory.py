@@ -22,7 +22,7 @@ from personalize import train
 TOLERANCE = 0.15  # |measured / estimated - 1|: allocator slack varies run to run (README, benchmark table)
 
 CHILD = """
-import json, resource, sys
+import json, sys
 from personalize import base, memory, train
 from personalize.dataset import Dataset
 
@@ -35,7 +35,9 @@ plan = memory.plan(memory.Shape.from_base(info), cfg.rank, cfg.seq_len, cfg.batc
 import torch
 blocks = torch.randint(3, model.config.vocab_size, (4, cfg.seq_len), generator=torch.Generator().manual_seed(0))
 train.train(model, Dataset(blocks=blocks.tolist(), heldout=[]), cfg)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over execve, so a child of a big pytest process would report
+# the parent's size (4.55 GiB in a full-suite run); VmHWM belongs to this process's own address space.
+peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) * 1024
 bf16 = train.use_bf16(cfg)
 print(json.dumps({"estimate": plan.peak_bytes, "peak": peak, "micro_batch": plan.micro_batch, "bf16": bf16}))
 """
