@@ -34,7 +34,6 @@ import json
 import math
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -102,7 +101,7 @@ def arm(name: str, corpus: str, minutes: float, threads: int, general_file: Path
     ensure_offline()
     import torch
 
-    from personalize import base, dataset, drift, pipeline
+    from personalize import base, dataset, drift, memory, pipeline
     from personalize import train as trainer
 
     torch.set_num_threads(threads)
@@ -139,7 +138,7 @@ def arm(name: str, corpus: str, minutes: float, threads: int, general_file: Path
         "cpu_s": cpu,
         "tokens_per_s": tokens / wall,
         "tokens_per_cpu_s": tokens / cpu,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": memory.peak_rss_bytes() / 2**20,
         "ppl_before": ppl_before,
         "ppl_after": ppl_after,
         "ppl_drop": 1 - ppl_after / ppl_before,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -81,7 +80,7 @@ def arm(name: str, which: str, steps: int) -> dict[str, object]:
     vocab = model.config.vocab_size
     gen = torch.Generator().manual_seed(0)
     blocks = torch.randint(3, vocab, (BATCH * (steps + 1), SEQ), generator=gen).tolist()
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss_loaded = memory.peak_rss_bytes()
     plan = None
     if which == "hearth":
         plan = memory.plan(memory.Shape.from_model(model), cfg.rank, SEQ, BATCH, dtype == "bfloat16", LAPTOP_BYTES)
@@ -107,7 +106,7 @@ def arm(name: str, which: str, steps: int) -> dict[str, object]:
         "checkpointing": bool(plan and plan.checkpointing),
         "estimate_gib": round(plan.peak_bytes / 2**30, 2) if plan else None,
         "loaded_rss_gib": round(rss_loaded / 2**30, 2),
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30, 2),
+        "peak_rss_gib": round(memory.peak_rss_bytes() / 2**30, 2),
         "tokens_per_s": round(tokens_per_s, 1),
     }
 

@@ -116,6 +116,18 @@ def peak_bytes(shape: Shape, rank: int, seq_len: int, micro_batch: int, bf16: bo
     return RUNTIME_BYTES + weights + adapter + activations + logits
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory: Linux's VmHWM, not `ru_maxrss`, which Linux carries over execve,
+    so a child started by a big process (pytest, a bench driver) would report the parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB elsewhere than macOS
+
+
 def available_bytes() -> int:
     import psutil
 

@@ -35,9 +35,7 @@ plan = memory.plan(memory.Shape.from_base(info), cfg.rank, cfg.seq_len, cfg.batc
 import torch
 blocks = torch.randint(3, model.config.vocab_size, (4, cfg.seq_len), generator=torch.Generator().manual_seed(0))
 train.train(model, Dataset(blocks=blocks.tolist(), heldout=[]), cfg)
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss over execve, so a child of a big pytest process would report
-# the parent's size (4.55 GiB in a full-suite run); VmHWM belongs to this process's own address space.
-peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) * 1024
+peak = memory.peak_rss_bytes()  # this child's own peak, not its parent pytest's (4.55 GiB in a full run)
 bf16 = train.use_bf16(cfg)
 print(json.dumps({"estimate": plan.peak_bytes, "peak": peak, "micro_batch": plan.micro_batch, "bf16": bf16}))
 """
