@@ -15,6 +15,7 @@ import builtins
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
@@ -173,6 +174,13 @@ class Documents:
         known.update(failed)
         if known != before:
             Settings(self._db).set(FAILURES_KEY, known)
+
+    def forget_missing(self) -> builtins.list[str]:
+        """Forget indexed (and failed) files that no longer exist on disk; returns the indexed ones forgotten."""
+        gone = [p for p in self.paths() if not Path(p).exists()]
+        self.forget_paths(gone)
+        self.record_results({}, [p for p in self.failures() if not Path(p).exists()])
+        return gone
 
     def forget_paths(self, paths: Iterable[str]) -> int:
         n = 0

@@ -231,13 +231,6 @@ class Ingester:
             size = max(4, min(self.embedder.batch_size, int(_SLICE_S / max(per_row, 1e-6))))
         return done
 
-    def forget_missing(self) -> list[str]:
-        """Forget indexed files that no longer exist on disk."""
-        gone = [p for p in self.docs.paths() if not Path(p).exists()]
-        self.docs.forget_paths(gone)
-        self.docs.record_results({}, [p for p in self.docs.failures() if not Path(p).exists()])
-        return gone
-
 
 def _read(path: Path, max_bytes: int) -> tuple[bytes, float]:
     """The file's bytes (at most max_bytes, else refused) and its mtime, from one open handle.

@@ -143,9 +143,7 @@ def docs_command(args: argparse.Namespace, services: Services) -> int:
     store = services.store()
     docs = store.documents
     if args.prune:
-        from storage.ingest import Ingester
-
-        for path in Ingester(lambda: store.db).forget_missing():
+        for path in docs.forget_missing():
             print(f"forgot {path} (file no longer exists)", file=sys.stderr)
     listing = docs.listing()
     if args.failed:

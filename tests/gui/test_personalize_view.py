@@ -246,7 +246,9 @@ def test_cancel_stops_the_background_job(
         timeout=JOB_TIMEOUT_MS,
     )
     timer.stop()
-    assert len(gaps) > 10 and max(gaps) < 100, f"the GUI thread stalled for {max(gaps)} ms while the job started"
+    # A second without a tick means work ran on the GUI thread (a store read or model load takes seconds); the
+    # bound is loose so that a loaded machine's scheduling hiccups do not fail it.
+    assert len(gaps) > 10 and max(gaps) < 1000, f"the GUI thread stalled for {max(gaps)} ms while the job started"
     assert view.cancel_button.isEnabled() and not view.start_button.isEnabled()
     with qtbot.waitSignal(app.session.personalization.personalize_did_finish, timeout=JOB_TIMEOUT_MS) as finished:
         view.cancel_button.click()

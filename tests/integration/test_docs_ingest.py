@@ -83,7 +83,7 @@ def test_incremental_rerun_update_and_forget(store, folder: Path, embedder: Embe
     assert Path(searcher.search("runner beans hazel poles", k=1)[0].source).name == "garden.md"
     assert all("tomatoes" not in h.text for h in searcher.search("water the tomatoes twice a week", k=10))
     (folder / "bike.eml").unlink()
-    assert [Path(p).name for p in ingester.forget_missing()] == ["bike.eml"]
+    assert [Path(p).name for p in docs.forget_missing()] == ["bike.eml"]
     assert docs.forget("report.docx") == [str(folder / "report.docx")]
     remaining = {Path(f.path).name for f in docs.list()}
     assert "bike.eml" not in remaining and "report.docx" not in remaining and "garden.md" in remaining
