@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlite_utils import Database
 
 from storage.chunking import Chunk
@@ -28,7 +29,7 @@ from storage.settings import Settings
 from storage.timeutil import now
 
 FAILURES_KEY = "documents.failed"  # {path: reason} of files whose last ingest failed
-WAITING_KEY = "documents.waiting"  # [path] a folder watcher has queued and not yet indexed (storage/watch.py)
+WAITING_KEY = "documents.waiting"  # {owner: [path]} each folder watcher has queued, not yet indexed (storage/watch.py)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,14 @@ def context(title: str, heading: str) -> str:
     if not EMBED_TITLES or not title or heading.startswith(title):
         return heading
     return f"{title} > {heading}" if heading else title
+
+
+def live_waiting(value: Any) -> dict[str, list[str]]:
+    """The waiting lists of watchers still running: an owner is "<pid>-<n>", and a killed process's list is
+    dropped rather than shown as "waiting" forever (as is a plain list, the format before lists had owners)."""
+    if not isinstance(value, dict):
+        return {}
+    return {owner: paths for owner, paths in value.items() if psutil.pid_exists(int(owner.split("-", 1)[0]))}
 
 
 class Documents:
@@ -148,7 +157,8 @@ class Documents:
         return dict(Settings(self._db).get(FAILURES_KEY, {}))
 
     def waiting(self) -> list[str]:
-        return list(Settings(self._db).get(WAITING_KEY, []))
+        """The files any running watcher has queued and not yet indexed (one list per watcher process)."""
+        return sorted({p for paths in live_waiting(Settings(self._db).get(WAITING_KEY, {})).values() for p in paths})
 
     def listing(self) -> list[Listed]:
         """Every file Hearth knows of with its status, so no listing can claim "indexed" for a file

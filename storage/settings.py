@@ -33,6 +33,13 @@ class Settings:
                 [key, encoded, now()],
             )
 
+    def update(self, key: str, change: Callable[[Any], Any], default: Any = None) -> Any:
+        """Read, change and write one value in one transaction, so two processes never lose each other's edits."""
+        with self._db().atomic():
+            value = change(self.get(key, default))
+            self.set(key, value)
+        return value
+
     def delete(self, key: str) -> None:
         with self._db().atomic() as db:
             db.execute("DELETE FROM settings WHERE key = ?", [key])

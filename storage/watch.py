@@ -19,6 +19,7 @@ connection (`connect`, e.g. `Store.connect_again`), so chat writes are never que
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -31,7 +32,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from storage.documents import WAITING_KEY, Documents
+from storage.documents import WAITING_KEY, Documents, live_waiting
 from storage.embeddings import Embedder
 from storage.ingest import Ingester, Outcome, ProgressFn, StopFn, Summary
 from storage.parsers import is_supported
@@ -300,10 +301,14 @@ class FolderWatcher:
 
 
 class _Waiting:
-    """The `documents.waiting` list of one batch, rewritten at most once a second while it shrinks."""
+    """This watcher's entry in `documents.waiting`, rewritten at most once a second while it shrinks; other
+    watchers' entries (the window and `hearth serve` may watch at once) are left alone."""
+
+    _count = itertools.count(1)
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._owner = f"{os.getpid()}-{next(self._count)}"
         self._paths: dict[str, None] = {}
         self._written = 0.0
 
@@ -321,10 +326,15 @@ class _Waiting:
 
     def _write(self, force: bool = False) -> None:
         if force or time.monotonic() - self._written >= _WAITING_WRITE_S:
-            current = set(self._settings.get(WAITING_KEY, []))
-            if current != set(self._paths):
-                self._settings.set(WAITING_KEY, list(self._paths))
+            self._settings.update(WAITING_KEY, self._mine, {})
             self._written = time.monotonic()
+
+    def _mine(self, value: Any) -> dict[str, list[str]]:
+        lists = live_waiting(value)
+        lists.pop(self._owner, None)
+        if self._paths:
+            lists[self._owner] = list(self._paths)
+        return lists
 
 
 def _passed_over(folder: WatchedFolder, path: str) -> bool:

@@ -121,3 +121,30 @@ def test_live_changes_are_searchable_and_listed(store, tmp_path: Path) -> None:
         started = time.monotonic()
         thread.stop()
         assert time.monotonic() - started < 3  # Stop is prompt
+
+
+def test_two_watchers_keep_their_own_waiting_lists(store, tmp_path: Path) -> None:
+    """The window and `hearth serve` may watch at once: one finishing its batch must not un-list the other's
+    queued files, and the list of a watcher killed mid-batch is not shown as "waiting" forever."""
+    import subprocess
+    import sys
+
+    from storage.documents import WAITING_KEY
+    from storage.settings import Settings
+    from storage.watch import _Waiting
+
+    settings = Settings(lambda: store.db)
+    window, serve = _Waiting(settings), _Waiting(settings)
+    window.add([str(tmp_path / "a.md"), str(tmp_path / "b.md")])
+    serve.add([str(tmp_path / "c.md")])
+    docs = Documents(lambda: store.db)
+    assert [Path(p).name for p in docs.waiting()] == ["a.md", "b.md", "c.md"]
+    window.clear()
+    assert [Path(p).name for p in docs.waiting()] == ["c.md"]
+    assert _listing(store) == {"c.md": "waiting"}
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    settings.update(WAITING_KEY, lambda lists: {**lists, f"{dead.stdout.strip()}-1": [str(tmp_path / "d.md")]})
+    assert [Path(p).name for p in docs.waiting()] == ["c.md"]
+    serve.done(str(tmp_path / "c.md"))
+    serve.clear()
+    assert docs.waiting() == [] and settings.get(WAITING_KEY) == {}
