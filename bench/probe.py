@@ -1,13 +1,18 @@
-"""Which prompt framing answers plain questions most robustly, on both numeric paths.
+"""Which prompt framing answers plain questions most robustly, on every numeric path measured.
 
 For every candidate framing (desktop/engine/prompt_probe.py) and every probe question, the expected reply is
 scored teacher-forced on llama.cpp as built here and on the same GGUF dequantized into torch (float32, the
 reference path the personalization trainer uses). A probe's margin is the smallest, over the reply's tokens,
 of p(expected token) - p(best other token): while positive, greedy decoding says exactly the expected reply.
-A framing's score is its worst margin over all probes and both paths; the best framing is recorded for the
-model (keyed by the GGUF's sha256) with --write.
+Each path is named by the instruction set its kernels ran ("llama.cpp AVX2", "torch fp32 AVX512"), and
+--write adds this run's paths to the model's record in framings.json, keeping those measured on other CPUs or
+builds; the recorded framing is the one whose worst margin over all recorded paths is best.
 
     .venv/bin/python bench/probe.py [--model FILE.gguf] [--write]
+
+The AVX2-only path on an AVX-512 machine: a llama-cpp-python built with -DGGML_NATIVE=OFF (AVX2, FMA, F16C;
+no AVX-512, no AMX) first on PYTHONPATH, and torch held to AVX2 with ATEN_CPU_CAPABILITY=avx2
+MKL_ENABLE_INSTRUCTIONS=AVX2 DNNL_MAX_CPU_ISA=AVX2 (bench/avx2_path.sh does both).
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import numpy as np
 from desktop.engine import Engine
 from desktop.engine.framing import FRAMINGS_FILE, RELIABLE_MARGIN
 from desktop.engine.models import bundled_model_path
-from desktop.engine.prompt_probe import FRAMINGS, ProbeScore, llama_scores, probe_inputs, score
+from desktop.engine.prompt_probe import FRAMINGS, PROBES, RESTRICTING, ProbeScore, llama_scores, probe_inputs, score
 from personalize.base import file_sha256
 from storage.offline import ensure_offline
+
+PROBE_QUESTIONS = [question for question, _ in PROBES]
 
 
 def cpu_features() -> str:
@@ -34,6 +41,21 @@ def cpu_features() -> str:
         return platform.machine()
     have = set(flags.split(":", 1)[1].split())
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in have)
+
+
+def llama_path() -> str:
+    """'llama.cpp AVX2' or 'llama.cpp AVX512+AMX': the SIMD its CPU kernels were built for (not the CPU's)."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    isa = "AVX512" if "AVX512 = 1" in info else "AVX2" if "AVX2 = 1" in info else "generic"
+    return f"llama.cpp {isa}+AMX" if "AMX_INT8 = 1" in info else f"llama.cpp {isa}"
+
+
+def torch_path() -> str:
+    import torch
+
+    return f"torch fp32 {torch.backends.cpu.get_cpu_capability()}"
 
 
 def torch_scores(model, engine: Engine, system: str | None) -> list[ProbeScore]:
@@ -50,7 +72,7 @@ def torch_scores(model, engine: Engine, system: str | None) -> list[ProbeScore]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="GGUF to probe (default: the bundled model)")
-    parser.add_argument("--write", action="store_true", help="record the winning framing in framings.json")
+    parser.add_argument("--write", action="store_true", help="add these paths to the model's record in framings.json")
     args = parser.parse_args()
     ensure_offline()
     from llama_cpp import Llama
@@ -67,42 +89,50 @@ def main() -> None:
     reference = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
     reference.eval()
 
-    print(f"model {path.name}; CPU features: {cpu_features()}; llama.cpp vs torch float32 (dequantized GGUF)")
-    table: dict[str, dict[str, list[ProbeScore]]] = {}
-    for name, system in FRAMINGS.items():
-        table[name] = {"llama.cpp": llama_scores(engine, system), "torch": torch_scores(reference, engine, system)}
-    print(f"\n{'framing':18} {'path':10} {'worst':>7} {'mean 1st p':>10}  per-probe margin")
-    for name, paths_ in table.items():
-        for path_name, scores in paths_.items():
+    paths = (llama_path(), torch_path())
+    print(f"model {path.name}; CPU features: {cpu_features()}; paths: {', '.join(paths)}")
+    table = {
+        name: {paths[0]: llama_scores(engine, system), paths[1]: torch_scores(reference, engine, system)}
+        for name, system in FRAMINGS.items()
+    }
+    engine.close()
+    margins = {
+        name: {p: {s.question: round(s.margin, 3) for s in scores} for p, scores in by_path.items()}
+        for name, by_path in table.items()
+    }
+    print(f"\n{'framing':18} {'path':22} {'worst':>7} {'mean 1st p':>10}  per-probe margin")
+    for name, by_path in table.items():
+        for path_name, scores in by_path.items():
             worst = min(s.margin for s in scores)
             mean_first = np.mean([s.first_token_p for s in scores])
             per = " ".join(f"{s.margin:+.2f}" for s in scores)
-            print(f"{name:18} {path_name:10} {worst:+7.3f} {mean_first:10.3f}  {per}")
-    best = max(table, key=lambda n: min(s.margin for scores in table[n].values() for s in scores))
-    worst_best = min(s.margin for scores in table[best].values() for s in scores)
-    reliable = [
-        q.question
-        for i, q in enumerate(table[best]["llama.cpp"])
-        if all(scores[i].margin >= RELIABLE_MARGIN for scores in table[best].values())
-    ]
-    print(f"\nbest worst-case margin: {best} ({worst_best:+.3f}); reliable probes (>= {RELIABLE_MARGIN} on both):")
+            print(f"{name:18} {path_name:22} {worst:+7.3f} {mean_first:10.3f}  {per}")
+    data = json.loads(FRAMINGS_FILE.read_text()) if FRAMINGS_FILE.exists() else {}
+    sha = file_sha256(path)
+    entry = data.get(sha, {"measured": {}, "cpu": {}})
+    for name in margins:  # the paths recorded earlier (other CPUs, other builds) count as well
+        margins[name] = {**entry["measured"].get(name, {}), **margins[name]}
+    recorded_paths = sorted({p for by_path in margins.values() for p in by_path})
+    eligible = [name for name in margins if name not in RESTRICTING]
+    best = max(eligible, key=lambda n: min(m for by_path in margins[n].values() for m in by_path.values()))
+    worst_best = min(m for by_path in margins[best].values() for m in by_path.values())
+    reliable = [q for q in PROBE_QUESTIONS if all(by_path[q] >= RELIABLE_MARGIN for by_path in margins[best].values())]
+    print(f"\nover every recorded path ({', '.join(recorded_paths)}):")
+    print(f"best worst-case margin of the framings that do not cap replies: {best} ({worst_best:+.3f})")
+    print(f"reliable probes (>= {RELIABLE_MARGIN} on every path):")
     for question in reliable:
         print(f"  {question}")
     if args.write:
-        data = json.loads(FRAMINGS_FILE.read_text()) if FRAMINGS_FILE.exists() else {}
-        data[file_sha256(path)] = {
+        cpu = {**entry.get("cpu", {}), **dict.fromkeys(paths, cpu_features())}
+        data[sha] = {
             "file": path.name,
             "framing": best,
             "system_prompt": FRAMINGS[best],
-            "measured": {
-                name: {p: {s.question: round(s.margin, 3) for s in scores} for p, scores in paths_.items()}
-                for name, paths_ in table.items()
-            },
-            "cpu": cpu_features(),
+            "measured": margins,
+            "cpu": cpu,
         }
         FRAMINGS_FILE.write_text(json.dumps(data, indent=1) + "\n")
         print(f"recorded in {FRAMINGS_FILE}")
-    engine.close()
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ FRAMINGS: dict[str, str | None] = {
     "concise": "You are a helpful assistant. Answer questions directly and briefly.",
     "english-sentence": "You are a helpful assistant. Reply in one short English sentence.",
 }
+# Measured for comparison, never chosen as a default: the default frames every chat (letters, summaries,
+# code), and these cap the length of every reply to win on one-line probe answers.
+RESTRICTING = frozenset({"concise", "english-sentence"})
 
 
 @dataclass(frozen=True)
