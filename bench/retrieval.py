@@ -342,7 +342,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(HEARTH_KEYRING="0", HEARTH_PASSPHRASE="bench passphrase, not a secret")
     os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-")  # the embedder's cache, not the user's
-    from storage.embeddings import Embedder, cpu_has_native_bf16
+    from storage.cpu import native_bf16
+    from storage.embeddings import Embedder
     from storage.offline import ensure_offline
 
     ensure_offline()
@@ -355,7 +356,7 @@ def main() -> None:
     if args.vector_cache:
         embedder = CachedEmbedder(embedder, args.vector_cache)
     print(f"embedder: {embedder.model_name} on {embedder.backend} {embedder.precision} "
-          f"(native bf16: {cpu_has_native_bf16()}); load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+          f"(native bf16: {native_bf16()}); load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     totals = {"naive": [0.0, 0.0], "hearth": [0.0, 0.0]}
     n_all = 0
     print(f"{'corpus':<12} {'files':>5} {'qs':>3}  {'naive r@5':>9} {'MRR':>5}  {'hearth r@5':>10} {'MRR':>5}  kind")

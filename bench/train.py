@@ -350,7 +350,7 @@ def main() -> None:
         print(json.dumps(arm(args.arm, args.corpus[0], args.minutes, args.threads, args.general)))
         return
     sys.path.insert(0, str(ROOT))
-    from personalize.train import NO_BF16_ENV  # torch-free import
+    from storage.cpu import NO_BF16_ENV
 
     if args.no_bf16:
         os.environ[NO_BF16_ENV] = "1"  # the arms inherit it: personalize.train.use_bf16 says no

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import io
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from personalize import architectures, memory
 from personalize.dataset import Dataset
+from storage.cpu import native_bf16
 from storage.errors import KnownError
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # wall-clock budget for the optimisation loop; 0 means no budget
     checkpoint_every_s: float = 60.0  # an encrypted checkpoint costs ~0.2 s; a minute of work is all we lose
     eval_every: int = 0  # torch held-out eval every N steps (0: only at the end; llama.cpp does the real eval)
-    bf16: str = "auto"  # "auto": bf16 where the CPU has native bf16 (AMX/AVX512-BF16), else fp32; see cpu_has_bf16
+    bf16: str = "auto"  # "auto": bf16 where the CPU has native bf16 (AMX/AVX512-BF16), else fp32; see storage.cpu
     threads: int = 0  # torch threads; 0: physical cores (hyperthreads slow GEMMs down)
     seed: int = 1337
 
@@ -85,27 +85,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
 
 
-NO_BF16_ENV = "HEARTH_TRAIN_NO_BF16"  # "1": train as on a CPU without native bf16 (bench/train.py --no-bf16)
-
-
 def use_bf16(cfg: TrainConfig) -> bool:
     """bf16 autocast pays only with native bf16 matmuls; emulated it is slower than fp32."""
     if cfg.bf16 in ("on", "true", "1"):
         return True
     if cfg.bf16 != "auto":
         return False
-    return cpu_has_bf16()
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 matmuls (AMX or AVX512-BF16); `HEARTH_TRAIN_NO_BF16=1` takes the AVX2 path on any CPU."""
-    if os.environ.get(NO_BF16_ENV) == "1":
-        return False
-    try:
-        flags = open("/proc/cpuinfo").read()  # noqa: SIM115 - one read of a virtual file
-    except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
+    return native_bf16()
 
 
 def base_dtype(cfg: TrainConfig) -> Any:

@@ -19,15 +19,14 @@ nothing from a second one, and on a busy CPU the thread barrier made it 10-30x s
 
 from __future__ import annotations
 
-import functools
 import importlib.util
-import platform
 import threading
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from storage.cpu import native_bf16
 from storage.errors import KnownError
 from storage.offline import ensure_offline
 
@@ -37,22 +36,9 @@ Precision = Literal["auto", "bf16", "fp32"]
 Backend = Literal["auto", "openvino", "torch"]
 
 
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True where bf16 matmuls run in hardware (Intel AMX or AVX512-BF16); read from /proc/cpuinfo on Linux."""
-    if platform.system() != "Linux":
-        return False
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
-
-
 def resolve_precision(precision: Precision) -> str:
     if precision == "auto":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
+        return "bf16" if native_bf16() else "fp32"
     if precision not in ("bf16", "fp32"):
         raise ValueError(f"unknown precision {precision!r}")
     return precision

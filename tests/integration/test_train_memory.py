@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from personalize import train
+from storage.cpu import native_bf16
 
 TOLERANCE = 0.15  # |measured / estimated - 1|: allocator slack varies run to run (README, benchmark table)
 
@@ -55,10 +55,10 @@ def run_child(step: str, env: dict[str, str]) -> str:
 def test_estimate_is_within_tolerance_of_the_measured_peak(path: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     if path == "no-bf16":
-        env["HEARTH_TRAIN_NO_BF16"] = "1"
+        env["HEARTH_NO_BF16"] = "1"
     run_child("convert", env)  # the one-off GGUF conversion in its own process, as after a first run
     result = json.loads(run_child("train", env).strip().splitlines()[-1])
-    assert result["bf16"] is (path == "this-cpu" and train.cpu_has_bf16())  # the forced path really is fp32
+    assert result["bf16"] is (path == "this-cpu" and native_bf16())  # the forced path really is fp32
     assert result["micro_batch"] == 1  # 512-token blocks: one per forward
     ratio = result["peak"] / result["estimate"]
     assert abs(ratio - 1) <= TOLERANCE, f"measured {result['peak'] / 2**30:.2f} GiB, estimated x{1 / ratio:.2f}"

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from storage.embeddings import DIM, Embedder, cpu_has_native_bf16, from_blobs, resolve_precision, to_blob
+from storage.cpu import native_bf16
+from storage.embeddings import DIM, Embedder, from_blobs, resolve_precision, to_blob
 
 pytestmark = pytest.mark.usefixtures("minilm_ir")  # these embed: the session's converted model
 
@@ -98,14 +99,14 @@ def test_loading_the_openvino_embedder_opens_no_socket() -> None:
     assert "AUDIT" not in result.stderr, result.stderr
 
 
-@pytest.mark.skipif(not cpu_has_native_bf16(), reason="bf16 is only the default on CPUs with native bf16")
+@pytest.mark.skipif(not native_bf16(), reason="bf16 is only the default on CPUs with native bf16")
 def test_torch_bf16_matches_fp32(reference: Embedder) -> None:
     cos = np.sum(Embedder("bf16", backend="torch").embed(LONG) * reference.embed(LONG), axis=1)
     assert cos.min() > 0.99
 
 
 def test_auto_precision_follows_the_cpu() -> None:
-    assert resolve_precision("auto") == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert resolve_precision("auto") == ("bf16" if native_bf16() else "fp32")
     with pytest.raises(ValueError, match="int8"):
         resolve_precision("int8")  # type: ignore[arg-type]
 
