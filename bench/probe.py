@@ -27,11 +27,21 @@ import numpy as np
 from desktop.engine import Engine
 from desktop.engine.framing import FRAMINGS_FILE, RELIABLE_MARGIN
 from desktop.engine.models import bundled_model_path
-from desktop.engine.prompt_probe import FRAMINGS, PROBES, RESTRICTING, ProbeScore, llama_scores, probe_inputs, score
+from desktop.engine.prompt_probe import (
+    FRAMINGS,
+    PROBES,
+    RESTRICTING,
+    TEMPERATURES,
+    ProbeScore,
+    llama_scores,
+    probe_inputs,
+    score,
+)
 from personalize.base import file_sha256
 from storage.offline import ensure_offline
 
 PROBE_QUESTIONS = [question for question, _ in PROBES]
+SAYS_IT = 0.9  # a reliable probe must come out word for word at least this often at the default temperature
 
 
 def cpu_features() -> str:
@@ -100,6 +110,11 @@ def main() -> None:
         name: {p: {s.question: round(s.margin, 3) for s in scores} for p, scores in by_path.items()}
         for name, by_path in table.items()
     }
+    sampled = {
+        name: {p: {s.question: {str(t): round(v, 3) for t, v in s.sampled.items()} for s in scores}
+               for p, scores in by_path.items()}
+        for name, by_path in table.items()
+    }  # fmt: skip
     print(f"\n{'framing':18} {'path':22} {'worst':>7} {'mean 1st p':>10}  per-probe margin")
     for name, by_path in table.items():
         for path_name, scores in by_path.items():
@@ -112,6 +127,7 @@ def main() -> None:
     entry = data.get(sha, {"measured": {}, "cpu": {}})
     for name in margins:  # the paths recorded earlier (other CPUs, other builds) count as well
         margins[name] = {**entry["measured"].get(name, {}), **margins[name]}
+        sampled[name] = {**entry.get("sampled", {}).get(name, {}), **sampled[name]}
     recorded_paths = sorted({p for by_path in margins.values() for p in by_path})
     eligible = [name for name in margins if name not in RESTRICTING]
     best = max(eligible, key=lambda n: min(m for by_path in margins[n].values() for m in by_path.values()))
@@ -122,13 +138,33 @@ def main() -> None:
     print(f"reliable probes (>= {RELIABLE_MARGIN} on every path):")
     for question in reliable:
         print(f"  {question}")
+    print(f"\n{best}: probability that sampling says exactly the expected reply (top-k 40, top-p 0.9, min-p 0.05,")
+    print("repeat penalty 1.1), worst probe over every recorded path, then per probe on each path:")
+    sampled_paths = sorted(sampled[best])  # runs from before sampling was measured recorded margins only
+    for t in TEMPERATURES:
+        per_path = {p: [sampled[best][p][q][str(t)] for q in PROBE_QUESTIONS] for p in sampled_paths}
+        worst = min(min(v) for v in per_path.values())
+        print(f"  temperature {t}: worst {worst:.3f}; " + "; ".join(
+            f"{p}: " + " ".join(f"{v:.2f}" for v in vs) for p, vs in per_path.items()))  # fmt: skip
+    temperature = max(
+        (
+            t
+            for t in TEMPERATURES
+            if all(sampled[best][p][q][str(t)] >= SAYS_IT for p in sampled_paths for q in reliable)
+        ),
+        default=min(TEMPERATURES),
+    )
+    print(f"default temperature: {temperature} (the highest at which every reliable probe is said exactly with "
+          f"probability >= {SAYS_IT} on every path)")  # fmt: skip
     if args.write:
         cpu = {**entry.get("cpu", {}), **dict.fromkeys(paths, cpu_features())}
         data[sha] = {
             "file": path.name,
             "framing": best,
             "system_prompt": FRAMINGS[best],
+            "temperature": temperature,
             "measured": margins,
+            "sampled": sampled,
             "cpu": cpu,
         }
         FRAMINGS_FILE.write_text(json.dumps(data, indent=1) + "\n")

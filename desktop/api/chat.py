@@ -6,9 +6,9 @@ documents and (opt-in) saving work the same way everywhere. Mapping:
   the app's "You are Hearth" persona: API clients bring their own personas (as with OpenAI), and the
   small bundled model answers plain questions worse under the persona;
 - the other messages are the history; the last one must be the user's question;
-- sampling defaults are the engine's (temperature 0.7, top_p 0.9), not OpenAI's, so an API answer matches
-  what the app would say; `max_tokens` above the server's cap is lowered to it (finish_reason "length"
-  tells the client), because editors routinely ask for 4096+ tokens and a refusal would break them.
+- sampling defaults are the engine's (the model's measured temperature, top_p 0.9), not OpenAI's, so an API
+  answer matches what the app would say; `max_tokens` above the server's cap is lowered to it (finish_reason
+  "length" tells the client), because editors routinely ask for 4096+ tokens and a refusal would break them.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def prepare(state: ApiState, req: ChatCompletionRequest, client: Client) -> tupl
     defaults = SamplingParams()
     params = SamplingParams(
         max_tokens=min(wanted, state.config.max_tokens_cap),
-        temperature=defaults.temperature if req.temperature is None else req.temperature,
+        temperature=req.temperature,  # None: the model's measured default
         top_p=defaults.top_p if req.top_p is None else req.top_p,
         seed=req.seed,
         stop=stop,

@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system", help="system prompt (persona) for this conversation")
     parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
-    parser.add_argument("--temperature", type=float, default=0.7, help="0 for deterministic answers")
+    parser.add_argument(
+        "--temperature", type=float, help="0 for deterministic answers (default: the one measured for the model)"
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-save", action="store_true", help="do not keep this conversation in your history")
     parser.add_argument(

@@ -18,6 +18,8 @@ FRAMINGS_FILE = Path(__file__).with_name("data") / "framings.json"
 # A probe is "reliably answered" when its margin is at least this on every numeric path measured: tests
 # assert correct answers only for those (a smaller margin is a coin flip on some CPU).
 RELIABLE_MARGIN = 0.2
+# The temperature of models without a measurement: llama.cpp's and most chat front ends' usual default.
+DEFAULT_TEMPERATURE = 0.7
 
 
 @functools.cache
@@ -31,6 +33,13 @@ def default_system_prompt(sha256: str) -> str | None:
     """The system message to use when the user set none; None means no system message."""
     entry = recorded().get(sha256)
     return entry["system_prompt"] if entry else None
+
+
+def default_temperature(sha256: str) -> float:
+    """The sampling temperature of a request that sets none: the one measured for this GGUF (bench/probe.py
+    picks the highest at which the reliable probes still come out word for word), else DEFAULT_TEMPERATURE."""
+    entry = recorded().get(sha256)
+    return float(entry.get("temperature", DEFAULT_TEMPERATURE)) if entry else DEFAULT_TEMPERATURE
 
 
 def reliable_probes(sha256: str) -> list[str]:

@@ -89,7 +89,7 @@ class AdapterChoice:
 @dataclass
 class SamplingParams:
     max_tokens: int = DEFAULT_MAX_TOKENS
-    temperature: float = 0.7  # 0 means greedy (tests, benchmarks)
+    temperature: float | None = None  # None: the model's measured default (framing.py); 0 means greedy
     top_p: float = 0.9
     top_k: int = 40
     repeat_penalty: float = 1.1
@@ -159,6 +159,14 @@ class Engine:
         from desktop.engine.framing import default_system_prompt
 
         return default_system_prompt(self.sha256)
+
+    @functools.cached_property
+    def default_temperature(self) -> float:
+        """The temperature of a request that sets none, measured per GGUF like the framing: a small model
+        whose greedy answer is right can still sample nonsense at a chat front end's usual 0.7."""
+        from desktop.engine.framing import default_temperature
+
+        return default_temperature(self.sha256)
 
     # --- tokens -----------------------------------------------------------------------------------
 
@@ -312,7 +320,7 @@ class Engine:
         stream: Any = self.llama.create_completion(
             prompt=tokens,
             max_tokens=max_tokens,
-            temperature=params.temperature,
+            temperature=self.default_temperature if params.temperature is None else params.temperature,
             top_p=params.top_p,
             top_k=params.top_k,
             repeat_penalty=params.repeat_penalty,

@@ -48,6 +48,10 @@ FRAMINGS: dict[str, str | None] = {
 RESTRICTING = frozenset({"concise", "english-sentence"})
 
 
+# Temperatures whose chance of saying the expected reply is measured (the engine's other sampling settings).
+TEMPERATURES = (0.2, 0.3, 0.5, 0.7)
+
+
 @dataclass(frozen=True)
 class ProbeScore:
     question: str
@@ -55,6 +59,7 @@ class ProbeScore:
     first_token_margin: float  # ... minus the best other token's
     margin: float  # the smallest margin over the whole expected reply (greedy reproduces it while > 0)
     weakest_token: int  # position in the reply where that smallest margin sits
+    sampled: dict[float, float]  # temperature -> probability that sampling says exactly the expected reply
 
 
 def messages_for(system: str | None, question: str) -> list[Message]:
@@ -73,7 +78,41 @@ def score(question: str, reply: Sequence[int], logits: np.ndarray) -> ProbeScore
     others[rows, list(reply)] = -1.0
     margins = expected - others.max(axis=1)
     weakest = int(margins.argmin())
-    return ProbeScore(question, float(expected[0]), float(margins[0]), float(margins[weakest]), weakest)
+    sampled = {t: sampled_probability(reply, logits, t) for t in TEMPERATURES}
+    return ProbeScore(question, float(expected[0]), float(margins[0]), float(margins[weakest]), weakest, sampled)
+
+
+def sampled_probability(
+    reply: Sequence[int],
+    logits: np.ndarray,
+    temperature: float,
+    top_k: int = 40,
+    top_p: float = 0.9,
+    min_p: float = 0.05,
+    repeat_penalty: float = 1.1,
+    penalty_last_n: int = 64,
+) -> float:
+    """The probability that llama.cpp's sampler chain, as llama-cpp-python builds it (repeat penalty over the
+    tokens generated so far, top-k, top-p, min-p, temperature), draws exactly `reply` from these logits.
+
+    Sampling, not greedy decoding, is what a user gets: a reply can have a positive greedy margin and still be
+    a coin flip at the default temperature."""
+    total = 1.0
+    for i, token in enumerate(reply):
+        row = logits[i].astype(np.float64)
+        seen = np.array(sorted(set(reply[max(0, i - penalty_last_n) : i])), dtype=np.int64)
+        if seen.size:
+            row[seen] = np.where(row[seen] > 0, row[seen] / repeat_penalty, row[seen] * repeat_penalty)
+        order = np.argsort(-row, kind="stable")[:top_k]
+        p = np.exp(row[order] - row[order[0]])
+        p /= p.sum()
+        order = order[: int(np.searchsorted(np.cumsum(p), top_p)) + 1]
+        order = order[p[: len(order)] >= min_p * p[0]]
+        if token not in order:
+            return 0.0
+        kept = np.exp((row[order] - row[order[0]]) / temperature)
+        total *= float(kept[list(order).index(token)] / kept.sum())
+    return total
 
 
 def probe_inputs(engine: Engine, system: str | None) -> list[tuple[str, list[int], list[int]]]:

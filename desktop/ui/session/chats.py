@@ -54,7 +54,7 @@ class ChatsFeature(QObject):
         self.use_docs = False
         self.generating = False
         self.max_tokens = 512
-        self.temperature = 0.7
+        self.temperature: float | None = None  # None: the model's measured default
         self.seed: int | None = None
         self._stop = threading.Event()  # this window's reply only: a new Event per reply
         self.generation_did_finish.connect(self._on_generation_finished)
@@ -192,7 +192,7 @@ class ChatsFeature(QObject):
         conversation_id: int | None,
         system_prompt: str,
         use_docs: bool,
-        temperature: float,
+        temperature: float | None,
         attached: list[Any],
         stop: threading.Event,
     ) -> None:
