@@ -7,7 +7,8 @@ file. Runs alternate between the arms; medians are reported. Goal: >= 0.9x curl'
 The server sends with sendfile (zero-copy, like nginx) in its own process; its CPU is printed too.
 CPU seconds per GB are printed for every arm: on a loaded machine the wall-clock ratio follows the CPU each
 needs, and sha256 of every byte (which curl does not do) is most of Hearth's. The other arms say where the
-limit is: curl followed by fsync (Hearth's durability), curl while a second thread hashes the same bytes
+limit is: Hearth without writeback while downloading (one fsync of the whole file before the rename),
+curl followed by fsync (Hearth's durability), curl while a second thread hashes the same bytes
 from the page cache (the least any downloader that verifies every byte needs on these cores), and the
 verification done the way a careful person would: curl, then sha256sum.
 
@@ -30,7 +31,8 @@ import threading
 import time
 from pathlib import Path
 
-from desktop.engine.model_pull import PullSpec, pull
+from desktop.engine import model_pull
+from desktop.engine.model_pull import WRITEBACK, PullSpec, pull
 from desktop.engine.models import bundled_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +55,15 @@ def hearth_once(url: str, sha: str, folder: Path) -> tuple[float, float]:
     elapsed, used = time.perf_counter() - start, _cpu_s(resource.RUSAGE_SELF) - cpu
     path.unlink()
     return elapsed, used
+
+
+def hearth_one_fsync_once(url: str, sha: str, folder: Path) -> tuple[float, float]:
+    """Hearth as it was: no writeback while downloading, so the fsync before the rename writes the whole file."""
+    model_pull.WRITEBACK = 1 << 62
+    try:
+        return hearth_once(url, sha, folder)
+    finally:
+        model_pull.WRITEBACK = WRITEBACK
 
 
 def curl_once(url: str, folder: Path, then: str = "", same_bytes: Path | None = None) -> tuple[float, float]:
@@ -128,6 +139,9 @@ def main() -> None:
         )
         arms = {
             "hearth": lambda url, path: hearth_once(url, shas[path], work),
+            "hearth, one fsync of the whole file at the end": lambda url, path: hearth_one_fsync_once(
+                url, shas[path], work
+            ),
             "curl": lambda url, path: curl_once(url, work),
             "curl, then fsync": lambda url, path: curl_once(url, work, then="fsync"),
             "curl + sha256 of the same bytes on a 2nd thread": lambda url, path: curl_once(url, work, same_bytes=path),
