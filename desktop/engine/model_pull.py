@@ -246,18 +246,22 @@ def _fetch(
     return digest
 
 
-def _writeback_starter() -> Callable[[int, int, int], object]:
-    """Linux's sync_file_range(SYNC_FILE_RANGE_WRITE): queue a written range for disk and return at once
-    (the os module does not wrap it). Elsewhere nothing starts early and the final fsync writes it all."""
+def _start_writeback(fd: int, offset: int, length: int) -> int:
+    """Queue a written range for disk and return at once: Linux's sync_file_range(SYNC_FILE_RANGE_WRITE),
+    which the os module does not wrap. Its errors, if any, come back from the fsync that follows; elsewhere
+    (returns 0) nothing starts early and that fsync writes it all."""
+    call = _sync_file_range()
+    return 0 if call is None else int(call(fd, offset, length, 2))  # 2: SYNC_FILE_RANGE_WRITE
+
+
+@functools.cache
+def _sync_file_range() -> Any:
     if not sys.platform.startswith("linux"):
-        return lambda fd, offset, length: None
-    call = ctypes.CDLL(None, use_errno=True).sync_file_range
-    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    write = 2  # SYNC_FILE_RANGE_WRITE; its errors, if any, come back from the fsync that follows
-    return lambda fd, offset, length: call(fd, offset, length, write)
-
-
-_start_writeback = _writeback_starter()
+        return None
+    call = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", None)
+    if call is not None:
+        call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return call
 
 
 class _Hasher:
