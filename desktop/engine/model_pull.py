@@ -10,7 +10,10 @@ it safe to trust the bytes:
 - it resumes: bytes go to `<file>.part` (with a sidecar naming URL, size and sha256), and a later pull asks
   for the rest with an HTTP Range request; the part already on disk is re-hashed, not trusted;
 - free disk space is checked before the first byte, progress reports speed and ETA, `should_stop` cancels
-  between chunks (Ctrl-C in the CLI), and a stalled server times out instead of hanging forever.
+  between chunks (Ctrl-C in the CLI), and a stalled server times out instead of hanging forever;
+- the file is on disk (fsync) before it is moved into place. Writeback starts every WRITEBACK bytes while
+  the download runs, so that fsync waits for the last window only: one fsync of the whole file at the end
+  cost 0.06 s per 98 MB and 0.24 s per 400 MB here, a third of the download's time (bench/download.py).
 What a pull sends is in SECURITY.md: a HEAD and a GET for that one URL (plus redirects), with a User-Agent
 and a Range header, nothing else: no token, no cookie, no user data.
 `HEARTH_MODEL_MIRROR` replaces the catalog's host (corporate and regional mirrors of the hub).
@@ -18,6 +21,7 @@ and a Range header, nothing else: no token, no cookie, no user data.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import hashlib
@@ -27,6 +31,7 @@ import os
 import queue
 import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +49,7 @@ DEFAULT_HOST = "https://huggingface.co"
 # three times and cost 2-4x the CPU per GB on a loaded 2-core machine (bench/download.py, same run).
 CHUNK = 256 << 10
 BUFFERS = 64  # 16 MiB in flight between the downloading and the hashing thread
+WRITEBACK = 8 << 20  # start writing each 8 MiB to disk as it completes (measured 8 vs 32 MiB: on par)
 TIMEOUT_S = float(os.environ.get("HEARTH_PULL_TIMEOUT", "60"))  # a server silent this long has stalled
 DISK_MARGIN = 64 << 20  # left free after the download
 USER_AGENT = "hearth-model-pull/0.1"
@@ -203,6 +209,7 @@ def _fetch(
         with part.open("r+b" if done else "wb") as out, _Hasher(digest) as hasher:
             out.seek(done)
             out.truncate()
+            written_back = done
             while True:
                 if should_stop is not None and should_stop():
                     raise KnownError("download cancelled; run the same command again to resume")
@@ -219,6 +226,9 @@ def _fetch(
                     raise
                 hasher.add(chunk, buffer)
                 done += n
+                if done - written_back >= WRITEBACK:
+                    _start_writeback(out.fileno(), written_back, done - written_back)
+                    written_back = done
                 now = time.monotonic()
                 if progress is not None and (now - last_report >= 0.25 or done == total):
                     progress(done, total, (done - start_done) / max(now - started, 1e-6))
@@ -234,6 +244,24 @@ def _fetch(
     if total and done != total:
         raise KnownError(f"the server sent {done:,} of {total:,} bytes; run again to resume")
     return digest
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> int:
+    """Queue a written range for disk and return at once: Linux's sync_file_range(SYNC_FILE_RANGE_WRITE),
+    which the os module does not wrap. Its errors, if any, come back from the fsync that follows; elsewhere
+    (returns 0) nothing starts early and that fsync writes it all."""
+    call = _sync_file_range()
+    return 0 if call is None else int(call(fd, offset, length, 2))  # 2: SYNC_FILE_RANGE_WRITE
+
+
+@functools.cache
+def _sync_file_range() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    call = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", None)
+    if call is not None:
+        call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return call
 
 
 class _Hasher:
