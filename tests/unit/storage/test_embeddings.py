@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from storage.embeddings import DIM, Embedder, cpu_has_native_bf16, from_blobs, resolve_precision, to_blob
+from storage.errors import KnownError
 
 pytestmark = pytest.mark.usefixtures("minilm_ir")  # these embed: the session's converted model
 
@@ -105,9 +106,36 @@ def test_torch_bf16_matches_fp32(reference: Embedder) -> None:
 
 
 def test_auto_precision_follows_the_cpu() -> None:
-    assert resolve_precision("auto") == ("bf16" if cpu_has_native_bf16() else "fp32")
-    with pytest.raises(ValueError, match="int8"):
-        resolve_precision("int8")  # type: ignore[arg-type]
+    assert resolve_precision("auto") == ("bf16" if cpu_has_native_bf16() else "int8")  # nncf: a dependency
+    with pytest.raises(ValueError, match="int4"):
+        resolve_precision("int4")  # type: ignore[arg-type]
+
+
+def test_int8_keeps_the_fp32_vector_space(reference: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quantized once into the cache; its vectors sit next to fp32 ones (old stores need no re-embedding)."""
+    from storage import openvino_minilm, paths
+
+    int8 = Embedder("int8")
+    got, want = int8.embed(MIXED), reference.embed(MIXED)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert np.sum(got * want, axis=1).min() > 0.97
+    a, b, c = got[:3]
+    assert a @ want[1] > 0.6 > a @ want[2] and a @ b > 0.6 > a @ c  # int8 queries rank fp32 passages alike
+    assert float(int8.embed_query(TEXTS[0]) @ want[0]) > 0.98
+    assert int8.count_tokens(MIXED) == reference.count_tokens(MIXED)
+    assert len(list(paths.cache().glob("minilm-*/model-int8.xml"))) == 1
+
+    def no_second_quantization(*args: object) -> None:
+        raise AssertionError("quantized again despite the cache")
+
+    monkeypatch.setattr(openvino_minilm, "quantize_int8", no_second_quantization)
+    np.testing.assert_allclose(Embedder("int8").embed(TEXTS), got[:3], atol=1e-6)
+
+
+def test_int8_needs_openvino() -> None:
+    with pytest.raises(KnownError, match="int8"):
+        Embedder("int8", backend="torch")
 
 
 def test_blob_roundtrip_is_exact(reference: Embedder) -> None:
