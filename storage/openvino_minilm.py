@@ -2,7 +2,9 @@
 
 The cached graph ends in the model's own mean pooling and L2 normalisation, so it returns the finished
 sentence vector. It is public, derived data (the bundled model's weights), so it lives in `paths.cache()`
-unencrypted and is rebuilt when deleted or when the model package or OpenVINO changes version.
+unencrypted and is rebuilt when deleted or when the model package or OpenVINO changes version. The int8
+graph (`model-int8.xml`, quantized by NNCF from the f32 IR on the standard library's documentation, never
+on user files) sits in the same folder, so it is rebuilt with it.
 
 Privacy: `import openvino` reports to Google Analytics when its optional `openvino_telemetry` package is
 importable, so this module blocks that import before anything imports openvino (`storage.offline`); this
@@ -100,14 +102,17 @@ class OpenVinoMiniLM:
         return self._core.compile_model(self._graph, "CPU", config)
 
     def _run(self, compiled: Any, encodings: list[Any]) -> np.ndarray:
+        return np.asarray(compiled(self._inputs(encodings))[0], dtype=np.float32)
+
+    def _inputs(self, encodings: list[Any]) -> dict[str, np.ndarray]:
+        """One batch, right-padded to its longest row (single sentences: token types all 0)."""
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(encodings), width), self._pad, dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
-        for row, e in enumerate(encodings):  # right padding, as the tokenizer's own padding does
+        for row, e in enumerate(encodings):
             ids[row, : len(e.ids)] = e.ids
             mask[row, : len(e.ids)] = 1
-        inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        return np.asarray(compiled(inputs)[0], dtype=np.float32)
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
     def _int8_graph(self, folder: Path) -> Any:
         """The int8 graph, quantized once next to the f32 IR (`model-int8.xml`), rebuilt if damaged."""
@@ -130,6 +135,7 @@ class OpenVinoMiniLM:
         return graph
 
     def _calibration(self) -> list[dict[str, np.ndarray]]:
+        """~200 chunks of the standard library's documentation, one a sample, chunked as Hearth chunks."""
         import importlib
         import pydoc
 
@@ -141,12 +147,7 @@ class OpenVinoMiniLM:
             doc = pydoc.render_doc(importlib.import_module(name), renderer=pydoc.plaintext)[:20_000]
             texts += [c.embed_text() for d in parse("doc.txt", doc.encode()) for c in chunk_document(d)]
         step = max(1, len(texts) // _CALIBRATION_CHUNKS)
-        rows = [self._tokenize([t])[0] for t in texts[::step][:_CALIBRATION_CHUNKS]]
-        return [
-            {"input_ids": np.array([e.ids]), "attention_mask": np.ones((1, len(e.ids)), dtype=np.int64),
-             "token_type_ids": np.zeros((1, len(e.ids)), dtype=np.int64)}
-            for e in rows
-        ]  # fmt: skip
+        return [self._inputs([e]) for e in self._tokenize(texts[::step][:_CALIBRATION_CHUNKS])]
 
 
 def quantize_int8(graph: Any, samples: list[dict[str, np.ndarray]]) -> Any:

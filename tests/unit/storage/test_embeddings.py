@@ -77,12 +77,26 @@ def test_a_damaged_cache_is_rebuilt(reference: Embedder) -> None:
     assert np.sum(got * reference.embed(TEXTS), axis=1).min() > 0.999
 
 
-def test_loading_the_openvino_embedder_opens_no_socket() -> None:
-    """A bare `import openvino` sends a Google Analytics event from a forked process; Hearth's import must not.
+@pytest.mark.parametrize("precision", ["auto", "int8"])
+def test_loading_the_openvino_embedder_opens_no_socket(precision: str) -> None:
+    """A bare `import openvino` sends a Google Analytics event from a forked process, and NNCF (int8) one of its
+    own through the same package; Hearth's import and quantization must not.
 
     Socket and fork audit events are written to stderr from every process (the hook survives fork), and the
-    interpreter waits for the telemetry thread pool before exiting, so a late send would still be seen.
+    interpreter waits for the telemetry thread pool before exiting, so a late send would still be seen. The
+    int8 case quantizes in the child, on its own copy of the f32 IR (the session's has the int8 graph cached).
     """
+    if precision == "int8":
+        import shutil
+
+        from storage import paths
+
+        link = next(paths.cache().glob("minilm-*"))
+        source = link.resolve()
+        link.unlink()
+        link.mkdir()
+        for name in ("model.xml", "model.bin", "done"):
+            shutil.copy(source / name, link / name)
     code = (
         "import sys\n"
         "def hook(event, args):\n"
@@ -90,10 +104,10 @@ def test_loading_the_openvino_embedder_opens_no_socket() -> None:
         "        sys.stderr.write(f'AUDIT {event} {args}\\n')\n"
         "sys.addaudithook(hook)\n"
         "from storage.embeddings import Embedder\n"
-        "print(Embedder(backend='openvino').embed(['hello']).shape)\n"
+        f"print(Embedder({precision!r}, backend='openvino').embed(['hello']).shape)\n"
     )
     # HEARTH_HOME is this test's home, whose cache links to the session's converted model.
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"(1, {DIM})"
     assert "AUDIT" not in result.stderr, result.stderr
