@@ -11,10 +11,10 @@ Two runtimes compute the same vectors (mean-pooled, L2-normalised, as sentence-t
 - torch through sentence-transformers, the fallback where OpenVINO is unavailable; bf16 there is a plain
   cast of the model (cosine ~0.998 to fp32), with batch 128 (measured: 32/64/128 ran 3.0x/4.7x/5.4x fp32).
 - int8 on OpenVINO, "auto"'s choice on CPUs without native bf16 (where an emulated bf16 matmul is slower
-  than fp32): NNCF's static quantization (weights and activations) with SmoothQuant, calibrated once on
-  public text and cached next to the f32 IR (storage.openvino_minilm). Measured on this dev box's CPU:
-  2.6x OpenVINO f32 at cosine 0.9956 to fp32 (min 0.990), and retrieval quality per corpus within the
-  bench's noise (README). Its vectors stay in the fp32 model's space, so stores embedded in fp32 or bf16
+  than fp32) that have VNNI: NNCF's static quantization (weights and activations) with SmoothQuant,
+  calibrated once on public text and cached next to the f32 IR (storage.openvino_minilm). Measured on this
+  dev box (AMX): 2.6x OpenVINO f32 at cosine 0.9956 to fp32 (min 0.990); with oneDNN capped at AVX2
+  (`ONEDNN_MAX_CPU_ISA=AVX2`, no VNNI) it ran 0.58x f32, so AVX2-only CPUs keep fp32 (README). Its vectors stay in the fp32 model's space, so stores embedded in fp32 or bf16
   keep working with int8 queries, and the other way round: no migration.
 
 Measured and not adopted: dynamic int8 (torch or ONNX Runtime), 1.6x at best and cosine to fp32 only ~0.90
@@ -47,25 +47,38 @@ Backend = Literal["auto", "openvino", "torch"]
 
 
 @functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True where bf16 matmuls run in hardware (Intel AMX or AVX512-BF16); read from /proc/cpuinfo on Linux."""
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo on Linux (empty elsewhere: no fast path is assumed)."""
     if platform.system() != "Linux":
-        return False
+        return frozenset()
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
+            return frozenset(next((line for line in f if line.startswith("flags")), "").split())
     except OSError:
-        return False
-    return bool({"amx_bf16", "avx512_bf16"} & set(flags.split()))
+        return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where bf16 matmuls run in hardware (Intel AMX or AVX512-BF16)."""
+    return bool({"amx_bf16", "avx512_bf16"} & _cpu_flags())
+
+
+def cpu_has_int8_dot() -> bool:
+    """True where int8 dot products run in hardware (VNNI: AVX512-VNNI, AVX-VNNI or AMX-INT8)."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & _cpu_flags())
 
 
 def resolve_precision(precision: Precision) -> str:
-    """Auto: bf16 where the CPU runs it natively, else int8 (OpenVINO + NNCF), else fp32."""
+    """Auto: bf16 where the CPU runs it natively, else int8 where it has VNNI (and OpenVINO + NNCF), else fp32.
+
+    Without VNNI (AVX2 only) OpenVINO's int8 ran 0.58x its f32 (oneDNN capped at AVX2, same process), so
+    plain AVX2 keeps fp32.
+    """
     if precision == "auto":
         if cpu_has_native_bf16():
             return "bf16"
-        has_int8 = all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
-        return "int8" if has_int8 else "fp32"
+        runtime = all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
+        return "int8" if cpu_has_int8_dot() and runtime else "fp32"
     if precision not in ("bf16", "fp32", "int8"):
         raise ValueError(f"unknown precision {precision!r}")
     return precision

@@ -8,7 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from storage.embeddings import DIM, Embedder, cpu_has_native_bf16, from_blobs, resolve_precision, to_blob
+from storage.embeddings import (
+    DIM,
+    Embedder,
+    cpu_has_int8_dot,
+    cpu_has_native_bf16,
+    from_blobs,
+    resolve_precision,
+    to_blob,
+)
 from storage.errors import KnownError
 
 pytestmark = pytest.mark.usefixtures("minilm_ir")  # these embed: the session's converted model
@@ -120,7 +128,8 @@ def test_torch_bf16_matches_fp32(reference: Embedder) -> None:
 
 
 def test_auto_precision_follows_the_cpu() -> None:
-    assert resolve_precision("auto") == ("bf16" if cpu_has_native_bf16() else "int8")  # nncf: a dependency
+    want = "bf16" if cpu_has_native_bf16() else "int8" if cpu_has_int8_dot() else "fp32"  # nncf: a dependency
+    assert resolve_precision("auto") == want
     with pytest.raises(ValueError, match="int4"):
         resolve_precision("int4")  # type: ignore[arg-type]
 
