@@ -11,8 +11,9 @@ favours keyword search; the vector-only rows show the embedding change alone doe
 - Baseline: Hearth's own parser and chunker, then sentence-transformers fp32, `encode(batch_size=32)`,
   vectors kept in memory (no store write): the naive pipeline the issue measures (~13 chunks/s on 2 cores).
 - Hearth: `Ingester.add` end to end into a fresh encrypted store: read, hash, parse, chunk, FTS write,
-  embed (OpenVINO, bf16 where the CPU has native bf16, else fp32), vector write. `--precision fp32` forces
-  OpenVINO's f32 inference on a bf16 CPU too, to measure what a CPU without native bf16 gets.
+  embed (OpenVINO, bf16 where the CPU has native bf16, else int8 where it has VNNI, else fp32), vector
+  write. `--precision fp32|int8` forces that precision on a bf16 CPU too, to measure what a CPU without
+  native bf16 gets (`ONEDNN_MAX_CPU_ISA=AVX2` or `AVX512_CORE_VNNI` also caps the kernels both arms use).
 - Latency: `Searcher.search` over a store of synthetic chunks (Zipf-sampled corpus words, random unit
   vectors), query vectors precomputed; query embedding time is reported separately.
 """

@@ -14,8 +14,9 @@ Two runtimes compute the same vectors (mean-pooled, L2-normalised, as sentence-t
   than fp32) that have VNNI: NNCF's static quantization (weights and activations) with SmoothQuant,
   calibrated once on public text and cached next to the f32 IR (storage.openvino_minilm). Measured on this
   dev box (AMX): 2.6x OpenVINO f32 at cosine 0.9956 to fp32 (min 0.990); with oneDNN capped at AVX2
-  (`ONEDNN_MAX_CPU_ISA=AVX2`, no VNNI) it ran 0.58x f32, so AVX2-only CPUs keep fp32 (README). Its vectors stay in the fp32 model's space, so stores embedded in fp32 or bf16
-  keep working with int8 queries, and the other way round: no migration.
+  (`ONEDNN_MAX_CPU_ISA=AVX2`, no VNNI) it ran 0.58x f32, so AVX2-only CPUs keep fp32 (README). Its
+  vectors stay in the fp32 model's space, so stores embedded in fp32 or bf16 keep working with int8
+  queries, and the other way round: no migration.
 
 Measured and not adopted: dynamic int8 (torch or ONNX Runtime), 1.6x at best and cosine to fp32 only ~0.90
 (MiniLM's activation outliers, which SmoothQuant is for). On the stdlib corpus the embed phase is ~98% of
