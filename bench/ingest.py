@@ -13,7 +13,7 @@ favours keyword search; the vector-only rows show the embedding change alone doe
 - Hearth: `Ingester.add` end to end into a fresh encrypted store: read, hash, parse, chunk, FTS write,
   embed (OpenVINO, bf16 where the CPU has native bf16, else int8 where it has VNNI, else fp32), vector
   write. `--precision fp32|int8` forces that precision on a bf16 CPU too, to measure what a CPU without
-  native bf16 gets (`ONEDNN_MAX_CPU_ISA=AVX2` or `AVX512_CORE_VNNI` also caps the kernels both arms use).
+  native bf16 gets (`ONEDNN_MAX_CPU_ISA=AVX2` or `AVX512_CORE_VNNI` caps OpenVINO's oneDNN kernels too).
 - Latency: `Searcher.search` over a store of synthetic chunks (Zipf-sampled corpus words, random unit
   vectors), query vectors precomputed; query embedding time is reported separately.
 """
