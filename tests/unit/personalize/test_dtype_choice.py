@@ -8,7 +8,7 @@ import pytest
 
 from personalize import train
 from personalize.train import TrainConfig
-from storage.cpu import NO_BF16_ENV
+from storage.cpu import AVX2_ONLY_ENV
 
 
 def test_auto_follows_the_cpu_flags() -> None:
@@ -18,7 +18,7 @@ def test_auto_follows_the_cpu_flags() -> None:
 
 
 def test_the_no_bf16_path_can_be_forced_on_any_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(NO_BF16_ENV, "1")
+    monkeypatch.setenv(AVX2_ONLY_ENV, "1")
     assert train.use_bf16(TrainConfig()) is False
     assert str(train.base_dtype(TrainConfig())) == "torch.float32"
     assert train.use_bf16(TrainConfig(bf16="on")) is True  # an explicit setting still wins
