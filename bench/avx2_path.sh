@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # Run a command on the numeric paths of an AVX2-only CPU (an AMD EPYC without AVX-512, say) on any x86-64
 # machine: llama.cpp built without AVX-512/AMX (-DGGML_NATIVE=OFF keeps AVX2, FMA, F16C, BMI2), torch's
-# kernels and MKL held to AVX2, and the no-bf16 paths of the trainer and the embedder (OpenVINO in f32). Not
-# emulated: OpenVINO picks its kernels from the CPU itself (capping oneDNN with DNNL_MAX_CPU_ISA=AVX2 makes
-# it fail to compile the model), so the embedder runs the AVX2 machine's precision with this CPU's kernels.
-# The build is cached.
+# kernels, MKL and oneDNN (OpenVINO's too) held to AVX2, and Hearth choosing as on a CPU without bf16 or
+# VNNI (HEARTH_AVX2_ONLY=1: fp32 embeddings and training). The build is cached.
 #
 #     bench/avx2_path.sh .venv/bin/python bench/probe.py
 #     bench/avx2_path.sh .venv/bin/python -m pytest -m 'not soak'
@@ -21,7 +19,7 @@ if [ ! -f "$dir/site/llama_cpp/__init__.py" ]; then
         "$python" -m pip install --quiet --no-deps --no-cache-dir --target "$dir/site" "$dir/llama_cpp_python-$version.tar.gz"
 fi
 export PYTHONPATH="$dir/site:$root${PYTHONPATH:+:$PYTHONPATH}"
-export ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 HEARTH_AVX2_ONLY=1
+export ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 HEARTH_AVX2_ONLY=1
 "$python" - <<'PY'
 import llama_cpp
 info = llama_cpp.llama_print_system_info().decode()

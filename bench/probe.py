@@ -12,7 +12,7 @@ builds; the recorded framing is the one whose worst margin over all recorded pat
 
 The AVX2-only path on an AVX-512 machine: a llama-cpp-python built with -DGGML_NATIVE=OFF (AVX2, FMA, F16C;
 no AVX-512, no AMX) first on PYTHONPATH, and torch held to AVX2 with ATEN_CPU_CAPABILITY=avx2
-MKL_ENABLE_INSTRUCTIONS=AVX2 (bench/avx2_path.sh does both).
+MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 (bench/avx2_path.sh does both).
 """
 
 from __future__ import annotations
