@@ -9,8 +9,9 @@ Activations are the part that scales with the batch, so the batch is what gives 
 keeps its `batch_size` blocks (the schedule and resume do not change), but they go through in micro-batches
 of at most `MICRO_BATCH_TOKENS` tokens, fewer where free RAM is short, with gradients accumulated.
 Activations grow linearly with the rows (SmolLM2-135M: one 4 x 512 forward peaked at 4.05 GiB RSS, 2 x 512
-at 2.59, 1 x 512 at 1.70) but the speed does not: 1 x 512 ran ~1.45x fewer tokens per CPU-second than
-2 x 512 in one loaded process (wall clock 11.6 vs 16.0 tok/s), a measured cost of the 2 GiB goal. Gradient
+at 2.59, 1 x 512 at 1.70) and the speed does not pay for it: on a near-idle machine (load ~1.9, bf16) 1 x 512
+per forward ran 205 tokens per CPU-second and 2 x 512 190 (`bench/train.py --profile`; an earlier 0.7x for
+1 x 512 was measured at load 9-14 and did not hold up). Gradient
 checkpointing (recomputing each layer's forward in backward, ~1/3 more compute) is switched on only when
 even one block per micro-batch would not fit. The per-token activation cost is a fit to measured peaks,
 not a bound: the refusal leaves a margin.
@@ -26,7 +27,7 @@ from storage.errors import KnownError
 GIB = 2**30
 RUNTIME_BYTES = int(0.45 * GIB)  # python + torch + transformers + peft + tokenizer: 0.37 GiB after import, + pools
 LOGIT_CHUNK_BYTES = 64 * 2**20  # one chunk of fp32 logits in chunked cross-entropy
-MICRO_BATCH_TOKENS = 512  # tokens per forward/backward: the 2 GiB goal for 135M; 1024 is ~1.4x faster per CPU-s
+MICRO_BATCH_TOKENS = 512  # tokens per forward/backward: 135M peaks under 2 GiB, as fast per token as 1024
 USABLE_FRACTION = 0.85  # of the memory the OS reports available: the chat and the desktop keep the rest
 
 
