@@ -4,6 +4,9 @@
     .venv/bin/python bench/train.py --minutes 6          # the budget
     .venv/bin/python bench/train.py --profile            # where the seconds of one step go, and what each choice buys
     .venv/bin/python bench/train.py --no-bf16            # the path of a CPU without native bf16 (AVX2), on any CPU
+    .venv/bin/python bench/train.py --variant 'old-step={"batch_size": 4, "warmup_steps": 5, "lr": 2e-3}'
+                                                         # + a Hearth arm with TrainConfig overrides: a choice's
+                                                         # effect on gain within the same budget
 
 Corpora (public, offline, three authors and kinds of text; each trains on some documents and is measured on
 later or other ones it never saw):
@@ -18,6 +21,13 @@ Naive arm: fp32, batch 1, 256-token windows cut per document (no packing, the la
 r=16 alpha=32 on all linear layers, AdamW lr 5e-4 constant: what a first peft script looks like. Hearth arm:
 `personalize.train` with its defaults on `personalize.dataset` blocks, including the pipeline's replay of the
 base's own general answers, on a bf16 base where the CPU has native bf16 (fp32 with --no-bf16).
+
+Hearth's optimizer steps are 512 tokens (one block): at the same tokens/s a 1-minute budget gets four times
+the updates of the old 2,048-token steps; `--variant` measures that choice (and any other TrainConfig field)
+against the defaults in the same invocation.
+
+tokens/s counts the whole arm after the base is loaded (Hearth's includes its dataset build: tokenizing and
+the near-duplicate check); "loop" counts the training loop alone.
 
 Each arm runs in its own subprocess (clean peak RSS, no shared caches) with the same thread count. Reported
 per corpus: tokens/s by wall clock and per CPU-second (robust to other load on a shared machine), peak RSS,
@@ -128,12 +138,14 @@ def arm(
             replay_fraction=pipeline.REPLAY_FRACTION,
         )
         cfg.epochs = 100.0  # the budget ends the run, not the data
+        loop0 = time.monotonic()  # after the dataset build (tokenizing, near-duplicate check): the loop alone
         result = trainer.train(model, data, cfg)
-        tokens, steps = result.tokens_seen, result.step
+        tokens, steps, loop_s = result.tokens_seen, result.step, time.monotonic() - loop0
         model.eval()
     else:
         tokens = naive_loop(model, tokenizer, train_docs, minutes, cfg)
         steps = tokens // 256
+        loop_s = time.monotonic() - wall0
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
     ppl_after, general_after = trainer.evaluate(model, heldout), general_ppl(model, general.drift)
     return {
@@ -143,6 +155,7 @@ def arm(
         "cpu_s": cpu,
         "tokens_per_s": tokens / wall,
         "tokens_per_cpu_s": tokens / cpu,
+        "loop_tokens_per_s": tokens / loop_s,
         "peak_rss_mib": memory.peak_rss_bytes() / 2**20,
         "ppl_before": ppl_before,
         "ppl_after": ppl_after,
@@ -418,19 +431,19 @@ def main() -> None:
                 rows.append((corpus, name, result))
     print(f"\nbudget {args.minutes} min per arm, {args.threads} threads; load average at end: {os.getloadavg()[0]:.2f}")
     print(
-        f"{'corpus':14} {'arm':22} {'tok/s':>7} {'per cpu-s':>9} {'steps':>5} {'gain':>7} {'drift':>6} {'RSS MiB':>7}"
-        "   vs naive: tok/s, per cpu-s"
+        f"{'corpus':14} {'arm':22} {'tok/s':>7} {'per cpu-s':>9} {'loop':>6} {'steps':>5} {'gain':>7} {'drift':>6} "
+        f"{'RSS MiB':>7}   vs naive: tok/s, per cpu-s, loop tok/s"
     )
     naive = {corpus: r for corpus, name, r in rows if name == "naive"}
     for corpus, name, r in rows:
         ratios = ""
         if corpus in naive and name != "naive":
             n = naive[corpus]
-            ratios = (
-                f"   {r['tokens_per_s'] / n['tokens_per_s']:.2f}x, {r['tokens_per_cpu_s'] / n['tokens_per_cpu_s']:.2f}x"
-            )
+            wall, cpu = r["tokens_per_s"] / n["tokens_per_s"], r["tokens_per_cpu_s"] / n["tokens_per_cpu_s"]
+            ratios = f"   {wall:.2f}x, {cpu:.2f}x, {r['loop_tokens_per_s'] / n['loop_tokens_per_s']:.2f}x"
         print(
-            f"{corpus:14} {name:22} {r['tokens_per_s']:7.1f} {r['tokens_per_cpu_s']:9.1f} {r['steps']:5.0f} "
+            f"{corpus:14} {name:22} {r['tokens_per_s']:7.1f} {r['tokens_per_cpu_s']:9.1f} "
+            f"{r['loop_tokens_per_s']:6.1f} {r['steps']:5.0f} "
             f"{-100 * r['ppl_drop']:+6.1f}% {r['drift']:6.3f} {r['peak_rss_mib']:7.0f}{ratios}"
         )
     print("gain: held-out perplexity change (negative is better); drift: general-answer perplexity after / before")
