@@ -98,7 +98,9 @@ def activation_bytes_per_token_layer(shape: Shape, bf16: bool) -> int:
 
     Fitted to peak RSS at 1 x 512 tokens under bf16 on two shapes (SmolLM2-135M: hidden 576, ffn 1536, 1.70
     GiB; Qwen2.5-1.5B's: 1536 and 8960, 7.16 GiB): 27 and 24 bytes, i.e. the norms' fp32 copies, q/k/v
-    before and after RoPE, and gate, up, SiLU and product per ffn unit. fp32 (CPUs without native bf16): 53
+    before and after RoPE, and gate, up, SiLU and product per ffn unit. Fitted under autocast; the
+    autocast-free step (bf16 LoRA copies, train.LoraWeights) still lands within the 15% of
+    tests/integration/test_train_memory.py on both paths. fp32 (CPUs without native bf16): 53
     and 48, the middle of SmolLM2's measured fp32 peaks at 1 x 512 tokens, which fall in two groups from run
     to run (2.42-2.43 and 2.90-2.93 GiB, VmHWM; allocator reuse, not yet pinned down): 2.70 GiB estimated.
     """
