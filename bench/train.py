@@ -4,6 +4,9 @@
     .venv/bin/python bench/train.py --minutes 6          # the issue's budget
     .venv/bin/python bench/train.py --profile            # where the seconds of one step go, and what each choice buys
     .venv/bin/python bench/train.py --no-bf16            # the path of a CPU without native bf16 (AVX2), on any CPU
+    .venv/bin/python bench/train.py --variant 'old-step={"batch_size": 4, "warmup_steps": 5, "lr": 2e-3}'
+                                                         # + a Hearth arm with TrainConfig overrides: a choice's
+                                                         # effect on gain within the same budget
 
 Corpora (public, offline, three authors and kinds of text; each trains on some documents and is measured on
 later or other ones it never saw):
@@ -18,6 +21,13 @@ Naive arm: fp32, batch 1, 256-token windows cut per document (no packing, the la
 r=16 alpha=32 on all linear layers, AdamW lr 5e-4 constant: what a first peft script looks like. Hearth arm:
 `personalize.train` with its defaults on `personalize.dataset` blocks, including the pipeline's replay of the
 base's own general answers, on a bf16 base where the CPU has native bf16 (fp32 with --no-bf16).
+
+Hearth's optimizer steps are 512 tokens (one block): at the same tokens/s a 1-minute budget gets four times
+the updates of the old 2,048-token steps; `--variant` measures that choice (and any other TrainConfig field)
+against the defaults in the same invocation.
+
+tokens/s counts the whole arm after the base is loaded (Hearth's includes its dataset build: tokenizing and
+the near-duplicate check); "loop" counts the training loop alone.
 
 Each arm runs in its own subprocess (clean peak RSS, no shared caches) with the same thread count. Reported
 per corpus: tokens/s by wall clock and per CPU-second (robust to other load on a shared machine), peak RSS,
@@ -94,7 +104,9 @@ def cpu_features() -> str:
 # -- one arm, in its own process -------------------------------------------------------------------------
 
 
-def arm(name: str, corpus: str, minutes: float, threads: int, general_file: Path) -> dict[str, float]:
+def arm(
+    name: str, corpus: str, minutes: float, threads: int, general_file: Path, overrides: dict[str, Any]
+) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from storage.offline import ensure_offline
 
@@ -106,7 +118,7 @@ def arm(name: str, corpus: str, minutes: float, threads: int, general_file: Path
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = trainer.TrainConfig(threads=threads, max_minutes=minutes)
+    cfg = trainer.TrainConfig(threads=threads, max_minutes=minutes, **overrides)
     # Each arm's own base: Hearth's is bf16 where the CPU computes in bf16 (as `hearth personalize` loads it).
     model, tokenizer = base.load(base.inspect(None), trainer.base_dtype(cfg) if name == "hearth" else None)
     general = load_general(general_file)
@@ -126,18 +138,25 @@ def arm(name: str, corpus: str, minutes: float, threads: int, general_file: Path
             replay_fraction=pipeline.REPLAY_FRACTION,
         )
         cfg.epochs = 100.0  # the budget ends the run, not the data
-        tokens = trainer.train(model, data, cfg).tokens_seen
+        data.heldout = []  # the bench measures its own held-out set below; train() would evaluate inside the arm
+        loop0 = time.monotonic()  # after the dataset build (tokenizing, near-duplicate check): the loop alone
+        result = trainer.train(model, data, cfg)
+        tokens, steps, loop_s = result.tokens_seen, result.step, time.monotonic() - loop0
         model.eval()
     else:
         tokens = naive_loop(model, tokenizer, train_docs, minutes, cfg)
+        steps = tokens // 256
+        loop_s = time.monotonic() - wall0
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
     ppl_after, general_after = trainer.evaluate(model, heldout), general_ppl(model, general.drift)
     return {
         "tokens": tokens,
+        "steps": steps,
         "wall_s": wall,
         "cpu_s": cpu,
         "tokens_per_s": tokens / wall,
         "tokens_per_cpu_s": tokens / cpu,
+        "loop_tokens_per_s": tokens / loop_s,
         "peak_rss_mib": memory.peak_rss_bytes() / 2**20,
         "ppl_before": ppl_before,
         "ppl_after": ppl_after,
@@ -225,8 +244,9 @@ def load_general(path: Path) -> Any:
 def profile(threads: int) -> dict[str, Any]:
     """Seconds of Hearth's own step by part, then tokens/s of each choice against its alternative.
 
-    Every variant is one forward/backward over the same random tokens on the same base (LoRA unloaded in
-    between), timed after one warm-up call, by wall clock and per CPU-second (robust to other load).
+    Every variant is the same 1,024 random tokens of forward/backward and one optimizer step on the same
+    base (LoRA unloaded in between), best of two timed calls after a warm-up, by wall clock and per CPU-second
+    (robust to other load).
     """
     sys.path.insert(0, str(ROOT))
     import torch
@@ -246,28 +266,31 @@ def profile(threads: int) -> dict[str, Any]:
 
     def variant(
         seq: int,
-        blocks: int,
         micro: int,
-        autocast: bool,
+        lora_mode: str = "hearth",
         loss: Any = trainer.chunked_nll,
         targets: tuple[str, ...] = (),
         prof: bool = False,
     ) -> dict[str, Any]:
+        """lora_mode: "hearth" (LoRA in the base's dtype, fp32 masters), "fp32" (peft's fp32 LoRA weights,
+        cast per call), "autocast" (fp32 LoRA under bf16 autocast: the trainer's old step)."""
         peft_model = trainer.wrap_lora(model, trainer.TrainConfig(target_modules=targets))
+        lora = trainer.LoraWeights(peft_model, bf16 and lora_mode == "hearth")
         peft_model.train()
-        ids = torch.randint(3, vocab, (blocks, seq), generator=torch.Generator().manual_seed(0))
-        params = [q for q in peft_model.parameters() if q.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=1e-4)
+        ids = torch.randint(3, vocab, (1024 // seq, seq), generator=torch.Generator().manual_seed(0))
+        optimizer = torch.optim.AdamW(lora.masters, lr=1e-4)
 
         def once() -> tuple[float, float, float]:
             wall, cpu = time.monotonic(), time.process_time()
             for part in ids.split(micro):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and lora_mode == "autocast"):
                     nll, count = loss(peft_model, part)
                 (nll / count).backward()
+                lora.accumulate_grads()
             mid = time.monotonic()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            lora.copy_from_masters()
             return time.monotonic() - wall, time.process_time() - cpu, time.monotonic() - mid
 
         once()  # warm-up: allocations, oneDNN kernel selection
@@ -277,35 +300,46 @@ def profile(threads: int) -> dict[str, Any]:
                 wall, cpu, opt = once()
             table = p.key_averages()
         else:
-            wall, cpu, opt = once()
+            wall, cpu, opt = min(once(), once())
         peft_model.unload()  # the same base serves the next variant
-        tokens = seq * blocks
-        return {"tokens_per_s": tokens / wall, "tokens_per_cpu_s": tokens / cpu, "optimizer_s": opt, "table": table}
+        return {"tokens_per_s": 1024 / wall, "tokens_per_cpu_s": 1024 / cpu, "optimizer_s": opt, "table": table}
 
-    profiled = variant(512, 1, 1, bf16, prof=True)  # the profiler slows it down: parts only, not a reference
-    parts = {"matmuls (linear, LoRA, head)": 0.0, "attention": 0.0, "dtype casts": 0.0, "softmax/logsumexp": 0.0}
-    for event in profiled.pop("table"):
-        name, self_s = event.key, event.self_cpu_time_total / 1e6
-        if name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"):
-            parts["matmuls (linear, LoRA, head)"] += self_s
-        elif "scaled_dot_product" in name or "flash_attention" in name:
-            parts["attention"] += self_s
-        elif name in ("aten::_to_copy", "aten::copy_", "aten::to"):
-            parts["dtype casts"] += self_s
-        elif any(k in name for k in ("logsumexp", "log_softmax", "exp", "cross_entropy", "nll_loss")):
-            parts["softmax/logsumexp"] += self_s
-    parts["optimizer step"] = profiled["optimizer_s"]
+    def parts(lora_mode: str) -> dict[str, float]:
+        """Self CPU seconds by kind of op (the profiler slows the step down: shares, not a reference)."""
+        profiled = variant(512, 1, lora_mode, prof=True)
+        out = {"matmuls (linear, LoRA, head)": 0.0, "attention": 0.0, "dtype casts": 0.0, "softmax/logsumexp": 0.0}
+        other = 0.0
+        for event in profiled.pop("table"):
+            name, self_s = event.key, event.self_cpu_time_total / 1e6
+            if name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"):
+                out["matmuls (linear, LoRA, head)"] += self_s
+            elif "scaled_dot_product" in name or "flash_attention" in name:
+                out["attention"] += self_s
+            elif name in ("aten::_to_copy", "aten::copy_", "aten::to"):
+                out["dtype casts"] += self_s
+            elif any(k in name for k in ("logsumexp", "log_softmax", "exp", "cross_entropy", "nll_loss")):
+                out["softmax/logsumexp"] += self_s
+            else:
+                other += self_s
+        out["everything else (elementwise, norms, autograd)"] = other
+        out["optimizer step (wall)"] = profiled["optimizer_s"]
+        return {k: round(v, 3) for k, v in out.items()}
+
+    split = {"hearth (no autocast, LoRA in the base's dtype)": parts("hearth")}
+    if bf16:
+        split["old step (bf16 autocast around fp32 LoRA)"] = parts("autocast")
     attention_only = ("q_proj", "k_proj", "v_proj", "o_proj")
     choices = {
-        "hearth: 1 x 512 per forward, chunked CE, all linear layers": variant(512, 1, 1, bf16),
-        "4 x 512 in one forward (the old micro-batch)": variant(512, 4, 4, bf16),
-        "2 x 256 (shorter blocks)": variant(256, 2, 2, bf16),
-        "full logits + cross-entropy (peft's loss)": variant(512, 1, 1, bf16, loss=full_logits),
-        "LoRA on attention only": variant(512, 1, 1, bf16, targets=attention_only),
+        "hearth: 2 x 512 tokens, 1 x 512 per forward, chunked CE, all linear layers": variant(512, 1),
+        "2 x 512 in one forward (2.6 GiB peak)": variant(512, 2),
+        "4 x 256, 1 x 256 per forward (shorter blocks)": variant(256, 1),
+        "full logits + cross-entropy (peft's loss)": variant(512, 1, loss=full_logits),
+        "LoRA on attention only": variant(512, 1, targets=attention_only),
     }
     if bf16:
-        choices["fp32 compute (no autocast), bf16 base"] = variant(512, 1, 1, False)
-    ref = choices["hearth: 1 x 512 per forward, chunked CE, all linear layers"]
+        choices["fp32 LoRA weights, cast per call (peft's default)"] = variant(512, 1, "fp32")
+        choices["bf16 autocast around fp32 LoRA (the old step)"] = variant(512, 1, "autocast")
+    ref = next(iter(choices.values()))
     effects = {
         name: {
             "tokens_per_s": round(v["tokens_per_s"], 1),
@@ -314,7 +348,7 @@ def profile(threads: int) -> dict[str, Any]:
         }
         for name, v in choices.items()
     }
-    return {"bf16": bf16, "parts_s (one 512-token forward/backward + step)": parts, "choices": effects}
+    return {"bf16": bf16, "cpu_s by part (one 512-token forward/backward + step)": split, "choices": effects}
 
 
 # -- driver ---------------------------------------------------------------------------------------------
@@ -336,8 +370,18 @@ def main() -> None:
     parser.add_argument(
         "--no-bf16", action="store_true", help="train as on a CPU without native bf16 (the AVX2 path), on any CPU"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help='an extra Hearth arm with TrainConfig overrides, e.g. old-step=\'{"batch_size": 4, "warmup_steps": 5}\'',
+    )
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive arm (comparing variants only)")
+    parser.add_argument("--general-cache", type=Path, help="reuse (or write) the base's general answers here")
     parser.add_argument("--arm", choices=["naive", "hearth", "general", "profile"], help=argparse.SUPPRESS)
     parser.add_argument("--general", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--set", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.arm == "general":
         make_general(args.general, args.threads)
@@ -347,7 +391,8 @@ def main() -> None:
         print(json.dumps(profile(args.threads)))
         return
     if args.arm:
-        print(json.dumps(arm(args.arm, args.corpus[0], args.minutes, args.threads, args.general)))
+        result = arm(args.arm, args.corpus[0], args.minutes, args.threads, args.general, json.loads(args.set))
+        print(json.dumps(result))
         return
     sys.path.insert(0, str(ROOT))
     from storage.cpu import AVX2_ONLY_ENV
@@ -356,13 +401,22 @@ def main() -> None:
         os.environ[AVX2_ONLY_ENV] = "1"  # the arms inherit it: personalize.train.use_bf16 says no
     path = "forced no-bf16 (fp32, the AVX2 path)" if os.environ.get(AVX2_ONLY_ENV) == "1" else "this CPU's own"
     print(f"CPU: {cpu_features()}; {args.threads} threads; trainer dtype path: {path}", flush=True)
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     if args.profile:
         print(json.dumps(run_arm("--arm", "profile", "--threads", str(args.threads)), indent=2))
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return
+    arms = {"naive": "{}", "hearth": "{}"}
+    if args.no_naive:
+        del arms["naive"]
+    for spec in args.variant:
+        name, _, overrides = spec.partition("=")
+        arms[f"hearth {name}"] = json.dumps(json.loads(overrides))
     corpora = args.corpus or list(CORPORA)
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as folder:
-        general = Path(folder) / "general.json"
-        run_arm("--arm", "general", "--general", str(general), "--threads", "1")
+        general = args.general_cache or Path(folder) / "general.json"
+        if not general.exists():
+            run_arm("--arm", "general", "--general", str(general), "--threads", "1")
         rows = []
         for corpus in corpora:
             try:
@@ -370,26 +424,31 @@ def main() -> None:
             except LookupError as err:
                 print(f"{corpus}: skipped, corpus not installed ({err})", flush=True)
                 continue
-            results = {}
-            for name in ("naive", "hearth"):
-                common = ["--minutes", str(args.minutes), "--threads", str(args.threads), "--general", str(general)]
-                results[name] = run_arm("--arm", name, "--corpus", corpus, *common)
-                print(corpus, name, json.dumps({k: round(v, 3) for k, v in results[name].items()}), flush=True)
-            rows.append((corpus, results["naive"], results["hearth"]))
-    print(f"\nbudget {args.minutes} min per arm, {args.threads} threads")
+            common = ["--minutes", str(args.minutes), "--threads", str(args.threads), "--general", str(general)]
+            for name, overrides in arms.items():
+                kind = name.split()[0]
+                result = run_arm("--arm", kind, "--corpus", corpus, "--set", overrides, *common)
+                print(corpus, name, overrides, json.dumps({k: round(v, 3) for k, v in result.items()}), flush=True)
+                rows.append((corpus, name, result))
+    print(f"\nbudget {args.minutes} min per arm, {args.threads} threads; load average at end: {os.getloadavg()[0]:.2f}")
     print(
-        f"{'corpus':14} {'tok/s naive':>11} {'hearth':>7} {'ratio':>6} {'tok/cpu-s':>10} {'gain naive':>10} "
-        f"{'hearth':>7} {'drift naive':>11} {'hearth':>7} {'RSS MiB n/h':>12}"
+        f"{'corpus':14} {'arm':22} {'tok/s':>7} {'per cpu-s':>9} {'loop':>6} {'steps':>5} {'gain':>7} {'drift':>6} "
+        f"{'RSS MiB':>7}   vs naive: tok/s, per cpu-s, loop tok/s"
     )
-    for corpus, n, h in rows:
+    naive = {corpus: r for corpus, name, r in rows if name == "naive"}
+    for corpus, name, r in rows:
+        ratios = ""
+        if corpus in naive and name != "naive":
+            n = naive[corpus]
+            wall, cpu = r["tokens_per_s"] / n["tokens_per_s"], r["tokens_per_cpu_s"] / n["tokens_per_cpu_s"]
+            ratios = f"   {wall:.2f}x, {cpu:.2f}x, {r['loop_tokens_per_s'] / n['loop_tokens_per_s']:.2f}x"
         print(
-            f"{corpus:14} {n['tokens_per_s']:11.1f} {h['tokens_per_s']:7.1f} "
-            f"{h['tokens_per_s'] / n['tokens_per_s']:5.2f}x {h['tokens_per_cpu_s'] / n['tokens_per_cpu_s']:9.2f}x "
-            f"{-100 * n['ppl_drop']:+9.1f}% {-100 * h['ppl_drop']:+6.1f}% {n['drift']:11.3f} {h['drift']:7.3f} "
-            f"{n['peak_rss_mib']:6.0f}/{h['peak_rss_mib']:.0f}"
+            f"{corpus:14} {name:22} {r['tokens_per_s']:7.1f} {r['tokens_per_cpu_s']:9.1f} "
+            f"{r['loop_tokens_per_s']:6.1f} {r['steps']:5.0f} "
+            f"{-100 * r['ppl_drop']:+6.1f}% {r['drift']:6.3f} {r['peak_rss_mib']:7.0f}{ratios}"
         )
     print("gain: held-out perplexity change (negative is better); drift: general-answer perplexity after / before")
-    if any(not math.isfinite(h["ppl_after"]) for _, _, h in rows):
+    if any(not math.isfinite(r["ppl_after"]) for _, _, r in rows):
         sys.exit(1)
 
 

@@ -9,8 +9,9 @@ Activations are the part that scales with the batch, so the batch is what gives 
 keeps its `batch_size` blocks (the schedule and resume do not change), but they go through in micro-batches
 of at most `MICRO_BATCH_TOKENS` tokens, fewer where free RAM is short, with gradients accumulated.
 Activations grow linearly with the rows (SmolLM2-135M: one 4 x 512 forward peaked at 4.05 GiB RSS, 2 x 512
-at 2.59, 1 x 512 at 1.70) but the speed does not: 1 x 512 ran ~1.45x fewer tokens per CPU-second than
-2 x 512 in one loaded process (wall clock 11.6 vs 16.0 tok/s), a measured cost of the 2 GiB goal. Gradient
+at 2.59, 1 x 512 at 1.70) and the speed does not pay for it: on a near-idle machine (load ~1.9, bf16) 1 x 512
+per forward ran 205 tokens per CPU-second and 2 x 512 190 (`bench/train.py --profile`; an earlier 0.7x for
+1 x 512 was measured at load 9-14 and did not hold up). Gradient
 checkpointing (recomputing each layer's forward in backward, ~1/3 more compute) is switched on only when
 even one block per micro-batch would not fit. The per-token activation cost is a fit to measured peaks,
 not a bound: the refusal leaves a margin.
@@ -26,7 +27,7 @@ from storage.errors import KnownError
 GIB = 2**30
 RUNTIME_BYTES = int(0.45 * GIB)  # python + torch + transformers + peft + tokenizer: 0.37 GiB after import, + pools
 LOGIT_CHUNK_BYTES = 64 * 2**20  # one chunk of fp32 logits in chunked cross-entropy
-MICRO_BATCH_TOKENS = 512  # tokens per forward/backward: the 2 GiB goal for 135M; 1024 is ~1.4x faster per CPU-s
+MICRO_BATCH_TOKENS = 512  # tokens per forward/backward: 135M peaks under 2 GiB, as fast per token as 1024
 USABLE_FRACTION = 0.85  # of the memory the OS reports available: the chat and the desktop keep the rest
 
 
@@ -97,7 +98,9 @@ def activation_bytes_per_token_layer(shape: Shape, bf16: bool) -> int:
 
     Fitted to peak RSS at 1 x 512 tokens under bf16 on two shapes (SmolLM2-135M: hidden 576, ffn 1536, 1.70
     GiB; Qwen2.5-1.5B's: 1536 and 8960, 7.16 GiB): 27 and 24 bytes, i.e. the norms' fp32 copies, q/k/v
-    before and after RoPE, and gate, up, SiLU and product per ffn unit. fp32 (CPUs without native bf16): 53
+    before and after RoPE, and gate, up, SiLU and product per ffn unit. Fitted under autocast; the
+    autocast-free step (bf16 LoRA copies, train.LoraWeights) still lands within the 15% of
+    tests/integration/test_train_memory.py on both paths. fp32 (CPUs without native bf16): 53
     and 48, the middle of SmolLM2's measured fp32 peaks at 1 x 512 tokens, which fall in two groups from run
     to run (2.42-2.43 and 2.90-2.93 GiB, VmHWM; allocator reuse, not yet pinned down): 2.70 GiB estimated.
     """
