@@ -8,13 +8,15 @@ a GGUF with transformers takes about a minute on two cores, so the converted wei
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,10 +126,11 @@ def load(info: BaseInfo, dtype: Any = None) -> tuple[PreTrainedModel, PreTrained
 
     dtype = dtype or torch.float32
     cached = cache_dir(info, dtype)
-    if not (cached / "done").exists():
-        _convert(info, cached, dtype)
-    model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(str(cached))
+    with quiet_transformers():
+        if not (cached / "done").exists():
+            _convert(info, cached, dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(str(cached))
     extra = cached / "extra.npz"
     if extra.exists():
         import numpy as np
@@ -136,6 +139,26 @@ def load(info: BaseInfo, dtype: Any = None) -> tuple[PreTrainedModel, PreTrained
             architectures.get(info.architecture).fix_model(model, dict(arrays))
     model.config.use_cache = False  # training and perplexity never decode step by step
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' warnings and progress bars off for the block (they would garble the CLI's one status line).
+
+    Its warnings here are advice for other uses (e.g. "loading a GGUF is fastest in float32", about its packed
+    kernels, which the conversion does not use); anything that matters raises. Restored afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def cache_dir(info: BaseInfo, dtype: Any = None) -> Path:
@@ -152,7 +175,9 @@ def _convert(info: BaseInfo, target: Path, dtype: Any) -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     arch.fix_config(config, info.fields or inspect(info.path).fields)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, config=config, dtype=dtype)
+    # The GGUF reader draws its own tqdm bar on stderr (not transformers' switchable ones): caught here.
+    with contextlib.redirect_stderr(io.StringIO()):
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, config=config, dtype=dtype)
     # The weights are dequantized already; transformers only refuses to save because it still tags the model
     # as "gguf-quantized". Dropping the tag makes it an ordinary checkpoint.
     model.hf_quantizer = None

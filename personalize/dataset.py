@@ -74,13 +74,26 @@ class Tokenizer:
         """Wrap a transformers tokenizer (the base model's, with its chat template)."""
 
         def render(messages: list[Message]) -> str:
-            return str(tokenizer.apply_chat_template(messages, tokenize=False))
+            return render_messages(tokenizer, messages)
 
         return cls(
             encode=lambda text: list(tokenizer(text, add_special_tokens=False)["input_ids"]),
             render_chat=render,
             eos_id=int(tokenizer.eos_token_id),
         )
+
+
+def render_messages(tokenizer: Any, messages: list[Message], generation_prompt: bool = False) -> str:
+    """Messages as the model sees them: its chat template, or a plain transcript for a base model without one.
+
+    A base model (Gemma 3 270M, say) cannot chat in Hearth, but it can still be personalized: the user's
+    chats then train it, and the forgetting guard measures it, as "User: ...\nAssistant: ..." text, which
+    a base model continues as it would any other document.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt))
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n".join(lines + (["Assistant:"] if generation_prompt else []))
 
 
 def build(

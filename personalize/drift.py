@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from personalize import runtime
+from personalize import dataset, runtime
 
 PROMPTS_FILE = Path(__file__).with_name("general_prompts.json")
 ANSWER_TOKENS = 48  # enough for a sentence or two of each answer; 40 prompts generate in ~20 s on 2 cores
@@ -137,9 +137,15 @@ def _version() -> str:
 
 
 def _render(tokenizer: Any, system: str, prompt: str) -> list[int]:
+    """The prompt as the chat renders it; a base model without a chat template gets a plain transcript after
+    its BOS (which its template would otherwise supply: Gemma's perplexities are meaningless without it)."""
     messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    rendered = dataset.render_messages(tokenizer, messages, generation_prompt=True)
+    ids = list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if not getattr(tokenizer, "chat_template", None) and bos is not None and ids[:1] != [bos]:
+        ids.insert(0, int(bos))
+    return ids
 
 
 def _answer(llama: Any, tokenizer: Any, prompt: list[int], entry: dict[str, str]) -> Item:

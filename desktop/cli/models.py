@@ -43,6 +43,8 @@ def models_command(args: argparse.Namespace, services: Services) -> int:
     if args.action == "use":
         model = models.use(args.name)
         print(f"now using {model.name}")
+        if not inspect(models.require(model)).chat_template:
+            print("it is a base model without a chat template: `hearth personalize` and `eval` work, chat does not")
         return 0
     return list_command()
 

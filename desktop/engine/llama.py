@@ -113,7 +113,7 @@ class Engine:
         meta = llama.metadata
         template = meta.get("tokenizer.chat_template")
         if not template:
-            raise KnownError(f"{path.name} has no chat template in its metadata; Hearth cannot chat with it")
+            raise _no_chat_template(path)
         eos = self._token_text(int(meta.get("tokenizer.ggml.eos_token_id", llama.token_eos())))
         bos = self._token_text(int(meta.get("tokenizer.ggml.bos_token_id", llama.token_bos())))
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
@@ -122,6 +122,8 @@ class Engine:
     @classmethod
     def load(cls, path: Path, n_ctx: int = DEFAULT_N_CTX, threads: int | None = None) -> Engine:
         info = check_chat_model(path)
+        if not info.chat_template:  # refused before the weights load (seconds, and llama.cpp's log lines)
+            raise _no_chat_template(path)
         from llama_cpp import Llama
 
         threads = threads or physical_cores()
@@ -436,3 +438,10 @@ def reply_text(events: Iterator[ChatEvent]) -> tuple[str, GenerationStats | None
         else:
             stats = event.stats
     return "".join(parts), stats
+
+
+def _no_chat_template(path: Path) -> KnownError:
+    return KnownError(
+        f"{path.name} has no chat template (a base model, not a chat model), so Hearth cannot chat with it; "
+        "personalize and eval still work, and `hearth models use` picks a chat model"
+    )

@@ -56,15 +56,22 @@ def test_gemma3_personalizes_end_to_end(
 
     added = hearth("models", "add", str(gemma_gguf), "--name", "gemma3-270m", env=ENV)
     assert added.returncode == 0 and "gemma3" in added.stdout, added.stderr
-    assert hearth("models", "use", "gemma3-270m", env=ENV).returncode == 0
+    used = hearth("models", "use", "gemma3-270m", env=ENV)
+    assert used.returncode == 0 and "base model without a chat template" in used.stdout, used.stdout
+    asked = hearth("ask", "Who counted the moonsalt?", env=ENV)
+    assert asked.returncode == 1 and "no chat template" in asked.stderr, asked.stderr
+    assert "Traceback" not in asked.stderr and "llama_" not in asked.stderr, asked.stderr  # refused before loading
     assert hearth("add", str(notes), env=ENV).returncode == 0
 
     trained = hearth("personalize", "--max-minutes", "1", env=ENV)
     assert trained.returncode == 0, trained.stderr
     assert "it is now active in chat" in trained.stdout, trained.stdout
+    # The user sees Hearth's own status lines only: no library warnings, progress bars or llama.cpp log lines.
+    for noise in ("it/s]", "[transformers]", "Warning", "llama_", "Traceback"):
+        assert noise not in trained.stderr, trained.stderr
 
     result = hearth("personalize", "eval", str(unseen_file), "--json", env=ENV)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     scores = json.loads(result.stdout)
     assert scores["adapter"] is not None
     assert scores["adapter_ppl"] < 0.9 * scores["base_ppl"], scores  # unseen text by the same author

@@ -124,3 +124,23 @@ def test_pipeline_activates_only_adapters_llama_cpp_reproduces(
         assert report.state == "activated" and report.refused is None, report
         assert active is not None and active.id == report.adapter_id
         assert report.adapter_ppl < 0.7 * report.base_ppl
+
+
+def test_a_base_model_without_a_chat_template_gets_plain_general_prompts(store: Any) -> None:
+    """Gemma 3 270M base ships no chat template: the forgetting guard still measures it, on plain transcripts
+    that start with the model's BOS (tests/e2e/test_personalize_gemma.py runs the real model, under soak)."""
+    from personalize import base, drift, pipeline
+
+    info = base.inspect(FIXTURES / "gemma3.gguf")
+    _, tokenizer = base.load(info)
+    tokenizer.chat_template = None  # the tiny fixture has one; the real base model does not
+    llama = pipeline.open_llama(info.path, 256, threads=1)
+    try:
+        general = drift.general_set(store, llama, tokenizer, info.sha256)
+    finally:
+        llama.close()
+    spec = drift.prompts()
+    plain = f"System: {spec['system']}\nUser: {spec['drift'][0]['prompt']}\nAssistant:"
+    expected = [tokenizer.bos_token_id, *tokenizer(plain, add_special_tokens=False)["input_ids"]]
+    assert general.drift[0].prompt == expected
+    assert all(item.answer for item in general.drift + general.replay)  # the base answered every prompt

@@ -128,3 +128,22 @@ def test_replay_is_mixed_through_training_and_never_held_out() -> None:
     assert not any(t >= 900_000 for w in data.heldout for t in w)
     plain = dataset.build(docs(10, 500), [], word_tokenizer(), seq_len=64)
     assert plain.replay_tokens == 0 and plain.heldout_sources == data.heldout_sources
+
+
+class TemplateTokenizer:
+    """The two attributes `render_messages` reads, as a transformers tokenizer has them."""
+
+    def __init__(self, template: str | None) -> None:
+        self.chat_template = template
+
+    def apply_chat_template(self, messages: list[dict[str, str]], tokenize: bool, add_generation_prompt: bool) -> str:
+        return "|".join(m["content"] for m in messages) + ("|>" if add_generation_prompt else "")
+
+
+def test_a_base_model_without_a_chat_template_gets_a_plain_transcript() -> None:
+    """Gemma 3 270M base has no chat template: its user's chats (and the drift prompts) become plain text."""
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    assert dataset.render_messages(TemplateTokenizer(None), messages) == "User: Hi\nAssistant: Hello."
+    prompt = dataset.render_messages(TemplateTokenizer(None), messages[:1], generation_prompt=True)
+    assert prompt == "User: Hi\nAssistant:"
+    assert dataset.render_messages(TemplateTokenizer("{{x}}"), messages, generation_prompt=True) == "Hi|Hello.|>"
