@@ -42,6 +42,7 @@ def test_greedy_reply_is_exactly_plain_llama_cpp(engine: Engine, reference_reply
 def test_the_bundled_model_gets_its_measured_framing(engine: Engine) -> None:
     assert engine.sha256 == BUNDLED_SHA
     assert engine.default_system_prompt == recorded()[BUNDLED_SHA]["system_prompt"]
+    assert engine.default_temperature == recorded()[BUNDLED_SHA]["temperature"] < 0.7  # measured, not the usual
     assert len(reliable_probes(BUNDLED_SHA)) >= 3, "the recorded framing should answer most probes reliably"
 
 

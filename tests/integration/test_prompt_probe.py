@@ -16,7 +16,7 @@ import pytest
 from desktop.engine import Engine
 from desktop.engine.prompt_probe import PROBES, messages_for, sampled_probability
 
-DRAWS = 120
+DRAWS = 80
 
 
 @pytest.fixture(scope="module")
