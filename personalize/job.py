@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
     disable_core_dumps()  # it will hold the key and decrypted training text
     ensure_offline()
+    warnings.simplefilter("ignore", FutureWarning)  # libraries' deprecation notices are not for the user
     parser = argparse.ArgumentParser(prog="personalize.job")
     parser.add_argument("--max-minutes", type=float, default=0.0)
     parser.add_argument("--model", type=Path)

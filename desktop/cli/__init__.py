@@ -11,6 +11,7 @@ import getpass
 import importlib
 import os
 import sys
+import warnings
 
 from storage.errors import KnownError, disk_full
 from storage.hardening import disable_core_dumps
@@ -60,6 +61,9 @@ def _prompt_passphrase(first_run: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     disable_core_dumps()  # before the key or any user text is in memory
     ensure_offline()
+    # Libraries' deprecation notices (transformers about peft's calls, say) are for developers, not users:
+    # the terminal shows Hearth's own output. Tests and benches still see them.
+    warnings.simplefilter("ignore", FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     from desktop.engine import models

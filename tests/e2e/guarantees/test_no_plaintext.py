@@ -30,6 +30,8 @@ def test_the_journey_did_what_a_user_does(journey) -> None:  # type: ignore[no-u
     assert {Path(s["source"]).suffix for s in asked["sources"]} <= {".md", ".txt", ".html", ".eml", ".docx", ".pdf"}
     assert out["chat"].stdout.strip()
     assert f"adapter {journey.adapter_id}" in out["personalize"].stdout
+    for step, done in out.items():  # what the user reads is Hearth's own: no library notices or warnings
+        assert "Warning:" not in done.stderr and "warnings.warn" not in done.stderr, (step, done.stderr[-2000:])
     assert f"adapter {journey.adapter_id} is now active" in out["use"].stdout
     assert json.loads(out["status"].stdout)["state"] in ("activated", "kept", "refused")  # refused: drift guard
     assert journey.api_reply["choices"][0]["message"]["content"]
