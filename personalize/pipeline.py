@@ -251,14 +251,11 @@ def open_llama(path: Path, n_ctx: int = 512, threads: int = 0) -> Any:
     threads and 1 s with one.
     """
     import llama_cpp
-    from llama_cpp._utils import suppress_stdout_stderr
 
     from storage.machine import physical_cores
 
     threads = threads or physical_cores()
-    # verbose=False still lets llama.cpp print some context warnings (Gemma 3's "using full-size SWA cache")
-    # straight to file descriptor 2, over the CLI's status line; failures raise, so nothing is lost.
-    with suppress_stdout_stderr(disable=False):
+    with runtime.quiet_llama_log():
         return llama_cpp.Llama(
             model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
         )

@@ -52,14 +52,14 @@ def load_adapter(
             "personalize again for this model."
         )
     pointer, from_memory = None, False
-    with contextlib.suppress(OSError, AttributeError), _memory_file(data) as stream, _quiet_llama_log():
+    with contextlib.suppress(OSError, AttributeError), _memory_file(data) as stream, quiet_llama_log():
         pointer, from_memory = llama_cpp.llama_adapter_lora_init_from_file_ptr(llama.model, stream), True
     if from_memory and not pointer:
         raise KnownError("The adapter is corrupt and was not loaded.")
     if not from_memory:  # no fmemopen here: fall back to a memfd-style path from the store
         if plaintext_path is None:
             raise KnownError("This platform cannot load an adapter from memory.")
-        with plaintext_path(data) as path, _quiet_llama_log():
+        with plaintext_path(data) as path, quiet_llama_log():
             pointer = llama_cpp.llama_adapter_lora_init(llama.model, str(path).encode())
         if not pointer:
             raise KnownError("The adapter is corrupt and was not loaded.")
@@ -67,11 +67,11 @@ def load_adapter(
 
 
 @contextlib.contextmanager
-def _quiet_llama_log() -> Iterator[None]:
-    """llama.cpp logs per-tensor notes straight to fd 2 while it loads an adapter into a repacked Q4_K model
-    ("lora for 'blk.0.attn_output.weight' cannot use buft 'CPU_REPACK', fallback to CPU"), over the CLI's
-    status line; a failure still returns NULL and is reported. Without descriptors 1 and 2 (a windowed app)
-    there is nothing to keep clean."""
+def quiet_llama_log() -> Iterator[None]:
+    """llama.cpp writes some notes straight to fd 2 whatever `verbose` says (an adapter loaded into a repacked
+    Q4_K model: "lora for 'blk.0…' cannot use buft 'CPU_REPACK', fallback to CPU"; Gemma 3's "using full-size
+    SWA cache"), over the CLI's status line; failures still return NULL or raise. Without descriptors 1 and 2
+    (a windowed app) there is nothing to keep clean."""
     from llama_cpp._utils import suppress_stdout_stderr
 
     quiet = suppress_stdout_stderr(disable=False)
