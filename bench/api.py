@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from storage import cpu
 from storage.offline import ensure_offline
 
 if TYPE_CHECKING:  # imported in main(), after ensure_offline()
@@ -233,14 +234,11 @@ def main() -> None:
     os.environ.update(HEARTH_KEYRING="0", HEARTH_PASSPHRASE="bench passphrase, not a secret")
     os.environ["HEARTH_HOME"] = tempfile.mkdtemp(prefix="hearth-bench-api-")
     ensure_offline()
-    import psutil
 
     from storage.clients import Clients
     from storage.store import Store
 
-    flags = [f for f in ("avx2", "avx512f", "amx_tile") if f in Path("/proc/cpuinfo").read_text()]
-    cores = psutil.cpu_count(logical=False)
-    print(f"cpu: {cores} cores, {', '.join(flags) or 'no avx2'}; load {os.getloadavg()[0]:.1f}")
+    print(f"CPU: {cpu.describe()}; load {os.getloadavg()[0]:.1f}")
     store = Store.open()
     token = Clients(store.settings).default_token()
     assert token is not None

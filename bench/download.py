@@ -34,6 +34,7 @@ from pathlib import Path
 from desktop.engine import model_pull
 from desktop.engine.model_pull import WRITEBACK, PullSpec, pull
 from desktop.engine.models import bundled_model_path
+from storage import cpu as machine
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB_SCRIPT = ROOT / "tests" / "fixtures" / "model_hub.py"
@@ -102,14 +103,6 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_features() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    return " ".join(f for f in ("sse4_2", "avx2", "avx512f", "sha_ni", "amx_tile") if f in flags.split())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -133,7 +126,7 @@ def main() -> None:
         )
         hub = model_hub.Hub(files=files, port=int(server.stdout.readline()))  # type: ignore[union-attr]
         print(
-            f"CPU: {os.cpu_count()} logical cores ({cpu_features()}); load average {os.getloadavg()[0]:.1f}; "
+            f"CPU: {machine.describe()}; load average {os.getloadavg()[0]:.1f}; "
             f"loopback server; median of {args.runs} alternating runs; CPU-s/GB: the arm's processes, "
             "then the server's"
         )

@@ -46,14 +46,6 @@ MODULES = [
 ]  # fmt: skip
 
 
-def cpu_features() -> list[str]:
-    """The SIMD flags that decide OpenVINO's kernels (bf16 and int8 paths among them)."""
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-        flags = set(next((line for line in f if line.startswith("flags")), "").split())
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    return [f for f in wanted if f in flags]
-
-
 def build_corpus(folder: Path, target_chars: int, per_file: int = 6_000) -> dict[str, str]:
     """Write module docs until about target_chars; returns {module file name: module name}."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -233,11 +225,12 @@ def main() -> None:
     ensure_offline()
     import torch
 
+    from storage import cpu
     from storage.embeddings import Embedder
     from storage.search import Searcher
 
-    print(f"torch threads {torch.get_num_threads()}, cpu count {os.cpu_count()}, load {os.getloadavg()[0]:.1f}; "
-          f"CPU features: {' '.join(cpu_features()) or 'none of avx2/avx512/amx'}")  # fmt: skip
+    print(f"torch threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}; "
+          f"CPU: {cpu.describe()}")  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix="hearth-corpus-"))
     if args.corpus == "stdlib":
         files = build_corpus(folder, args.chars)

@@ -35,16 +35,6 @@ insurance policy renewal premium claim reference passport photograph appointment
 WORDS = _WORD_TEXT.split()
 
 
-def cpu_features() -> str:
-    try:
-        flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        return "unknown CPU"
-    return f"{os.cpu_count()} cores; " + " ".join(
-        f"{f}={'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", "amx_tile")
-    )
-
-
 def render(lines: list[str], size: tuple[int, int], font_px: int):  # type: ignore[no-untyped-def]
     from PIL import Image, ImageDraw, ImageFont
 
@@ -89,9 +79,10 @@ def main() -> None:
     import numpy as np
     from rapidocr_onnxruntime import RapidOCR
 
+    from storage import cpu
     from storage.parsers.worker import ParseLimits, ParserProcess
 
-    print(f"CPU: {cpu_features()}; load average {os.getloadavg()[0]:.1f} (shared machine: ratios, not absolutes)")
+    print(f"CPU: {cpu.describe()}; load average {os.getloadavg()[0]:.1f} (shared machine: ratios, not absolutes)")
     rng = random.Random(16)
     naive = RapidOCR()
     with ParserProcess(ParseLimits(seconds=600, ocr_page_seconds=600)) as child:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -38,19 +37,11 @@ from desktop.engine.prompt_probe import (
     score,
 )
 from personalize.base import file_sha256
+from storage import cpu
 from storage.offline import ensure_offline
 
 PROBE_QUESTIONS = [question for question, _ in PROBES]
 SAYS_IT = 0.9  # a reliable probe must come out word for word at least this often at the default temperature
-
-
-def cpu_features() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return platform.machine()
-    have = set(flags.split(":", 1)[1].split())
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in have)
 
 
 def llama_path() -> str:
@@ -100,7 +91,7 @@ def main() -> None:
     reference.eval()
 
     paths = (llama_path(), torch_path())
-    print(f"model {path.name}; CPU features: {cpu_features()}; paths: {', '.join(paths)}")
+    print(f"model {path.name}; CPU features: {cpu.describe()}; paths: {', '.join(paths)}")
     table = {
         name: {paths[0]: llama_scores(engine, system), paths[1]: torch_scores(reference, engine, system)}
         for name, system in FRAMINGS.items()
@@ -157,7 +148,7 @@ def main() -> None:
     print(f"default temperature: {temperature} (the highest at which every reliable probe is said exactly with "
           f"probability >= {SAYS_IT} on every path)")  # fmt: skip
     if args.write:
-        cpu = {**entry.get("cpu", {}), **dict.fromkeys(paths, cpu_features())}
+        cpus = {**entry.get("cpu", {}), **dict.fromkeys(paths, cpu.describe())}
         data[sha] = {
             "file": path.name,
             "framing": best,
@@ -165,7 +156,7 @@ def main() -> None:
             "temperature": temperature,
             "measured": margins,
             "sampled": sampled,
-            "cpu": cpu,
+            "cpu": cpus,
         }
         FRAMINGS_FILE.write_text(json.dumps(data, indent=1) + "\n")
         print(f"recorded in {FRAMINGS_FILE}")

@@ -133,14 +133,6 @@ def baseline_loop(model, blocks, cfg, steps: int) -> list[float]:  # type: ignor
     return out
 
 
-def cpu_features() -> str:
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "unknown"
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=4)
@@ -150,7 +142,10 @@ def main() -> None:
     if args.arm:
         print(json.dumps(arm(args.arm[0], args.arm[1], args.steps)))
         return
-    print(f"CPU features: {cpu_features()}; {os.cpu_count()} logical CPUs")
+    sys.path.insert(0, str(ROOT))
+    from storage import cpu
+
+    print(f"CPU: {cpu.describe()}")
     rows = []
     for name in args.models.split(","):
         for which in ("baseline", "hearth") if name != "qwen1.5b" else ("hearth",):

@@ -39,16 +39,6 @@ CODE = (
 )
 
 
-def cpu_features() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
-    have = set(flags.split(":", 1)[1].split())
-    return ", ".join(f for f in wanted if f in have) or "none of avx2/avx512/amx"
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -151,10 +141,11 @@ def main(argv: list[str]) -> int:
     os.environ.update(HEARTH_HOME=home, HEARTH_KEYRING="0", HEARTH_PASSPHRASE="bench passphrase")
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from storage import cpu
     from storage.offline import ensure_offline
 
     ensure_offline()
-    print(f"CPU features: {cpu_features()}; Qt platform: {os.environ.get('QT_QPA_PLATFORM') or 'xcb'}; {rounds} rounds")
+    print(f"CPU features: {cpu.describe()}; Qt platform: {os.environ.get('QT_QPA_PLATFORM') or 'xcb'}; {rounds} rounds")
     ok = True
     try:
         for name, reply in (("prose", PROSE), ("markdown+code", CODE)):

@@ -30,17 +30,6 @@ warnings.filterwarnings("ignore")
 MODULES = ["json", "argparse", "collections", "logging", "pathlib", "csv", "zipfile", "subprocess", "shutil"]
 
 
-def cpu_features() -> str:
-    import re
-
-    try:
-        flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        return "unknown CPU"
-    have = " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", "amx_tile"))
-    return f"{os.cpu_count()} cores; {have}"
-
-
 def build(root: Path, kind: str) -> Path:
     folder = root / kind
     files = 40 if kind == "notes" else 400
@@ -71,12 +60,13 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hearth-bench-watch-"))
     os.environ.update(HEARTH_HOME=str(root / "home"), HEARTH_PASSPHRASE="bench passphrase", HEARTH_KEYRING="0")
+    from storage import cpu
     from storage.ingest import Ingester
     from storage.search import Searcher
     from storage.store import Store
     from storage.watch import WatchedFolders, WatcherThread
 
-    print(f"CPU: {cpu_features()}; load average {os.getloadavg()[0]:.1f} (shared machine: ratios, not absolutes)")
+    print(f"CPU: {cpu.describe()}; load average {os.getloadavg()[0]:.1f} (shared machine: ratios, not absolutes)")
     store = Store.open()
     search = Searcher(lambda: store.db).search
     print(f"{'corpus':<8} {'files':>5} {'change':<7} {'rescan p50 s':>13} {'watcher p50 s':>14} {'ratio':>7}")

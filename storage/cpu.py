@@ -13,6 +13,8 @@ import os
 import platform
 
 AVX2_ONLY_ENV = "HEARTH_AVX2_ONLY"
+# The flags that pick a numeric path somewhere in Hearth or its libraries (what benchmarks print).
+DECISIVE = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
 def native_bf16() -> bool:
@@ -25,17 +27,34 @@ def int8_dot() -> bool:
     return not _avx2_only() and bool({"avx512_vnni", "avx_vnni", "amx_int8"} & _flags())
 
 
+def describe() -> str:
+    """One line naming the CPU and the decisive flags it has, printed beside every benchmark's numbers."""
+    have = " ".join(f for f in DECISIVE if f in _flags()) or "none of " + "/".join(DECISIVE)
+    capped = f"; capped at AVX2 ({AVX2_ONLY_ENV}=1)" if _avx2_only() else ""
+    return f"{_cpuinfo().get('model name', platform.machine())}, {os.cpu_count()} logical CPUs; {have}{capped}"
+
+
 def _avx2_only() -> bool:
     return os.environ.get(AVX2_ONLY_ENV) == "1"
 
 
-@functools.cache
 def _flags() -> frozenset[str]:
-    """The CPU's feature flags from /proc/cpuinfo on Linux (empty elsewhere: no fast path is assumed)."""
+    return frozenset(_cpuinfo().get("flags", "").split())
+
+
+@functools.cache
+def _cpuinfo() -> dict[str, str]:
+    """The first CPU's fields from /proc/cpuinfo on Linux (empty elsewhere: no fast path is assumed)."""
     if platform.system() != "Linux":
-        return frozenset()
+        return {}
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            return frozenset(next((line for line in f if line.startswith("flags")), "").split())
+            text = f.read()
     except OSError:
-        return frozenset()
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
