@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fixtures.child_env import ROOT, pythonpath
 
 
 class Cli(Protocol):
@@ -38,7 +38,7 @@ def hearth(hearth_home: Path) -> Cli:
             capture_output=True,
             text=True,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            env={**os.environ, "PYTHONPATH": pythonpath(), **(env or {})},
             timeout=600,
         )
 
@@ -61,7 +61,7 @@ def spawn(hearth_home: Path) -> Spawn:
             "stderr": subprocess.PIPE,
             "text": True,
             "cwd": ROOT,
-            "env": {**os.environ, "PYTHONPATH": str(ROOT)},
+            "env": {**os.environ, "PYTHONPATH": pythonpath()},
         }
         return subprocess.Popen([sys.executable, *argv], **{**options, **popen})
 

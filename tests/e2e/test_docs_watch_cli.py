@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.e2e.conftest import ROOT
+from tests.fixtures.child_env import pythonpath
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli
@@ -45,7 +46,7 @@ def test_docs_watch_follows_a_folder_until_ctrl_c(hearth: Cli, tmp_path: Path, m
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": pythonpath()},
     )
     try:
         deadline = time.monotonic() + 300

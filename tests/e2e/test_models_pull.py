@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.fixtures.child_env import ROOT, pythonpath
+
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli, Spawn
 
-ROOT = Path(__file__).parents[2]
 _spec = importlib.util.spec_from_file_location("model_hub", ROOT / "tests" / "fixtures" / "model_hub.py")
 model_hub = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 sys.modules["model_hub"] = model_hub
@@ -172,7 +173,7 @@ def test_too_little_disk_is_refused_before_the_first_byte(hearth: Cli, hub, bund
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": pythonpath()},
         timeout=120,
     )
     assert result.returncode == 1, result.stderr

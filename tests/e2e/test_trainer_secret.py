@@ -16,8 +16,8 @@ from pathlib import Path
 from personalize import job
 from storage import paths
 from storage.store import Store
+from tests.fixtures.child_env import ROOT, pythonpath
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = "test passphrase: correct horse battery staple"  # tests/conftest.py's STORE_PASSPHRASE
 
 
@@ -80,7 +80,7 @@ def test_background_personalize_after_a_typed_passphrase(store: Store) -> None:
     cli = subprocess.Popen(
         [sys.executable, "-m", "desktop.cli", "personalize", "--background", "--max-minutes", "0.05"],
         cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**env, "PYTHONPATH": pythonpath()},
         stdin=follower,
         stdout=follower,
         stderr=follower,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from storage.store import Store
+from tests.fixtures.child_env import pythonpath
 
 WRITER = r"""
 import sys
@@ -30,7 +31,7 @@ while True:
 
 def test_sigkill_during_bulk_write_loses_no_committed_row(store: Store, hearth_home: Path) -> None:
     store.close()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    env = {**os.environ, "PYTHONPATH": pythonpath()}
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
     )

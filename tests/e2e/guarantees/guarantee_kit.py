@@ -22,7 +22,9 @@ from typing import NoReturn
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from storage.cpu import AVX2_ONLY_ENV
+from tests.fixtures.child_env import ROOT, pythonpath
+
 PASSPHRASE = "guarantees: a long enough passphrase"
 CANARY = "Quxvolt-canary-4e91b7 marzipan heliograph"
 
@@ -58,7 +60,9 @@ class Sandbox:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("HEARTH_", "PYTEST_")) and k not in ("TMPDIR", "TEMP", "TMP", "HOME")
+            # The user's Hearth settings stay out; the CPU switch of a run on the AVX2 path stays in.
+            if (not k.startswith(("HEARTH_", "PYTEST_")) or k == AVX2_ONLY_ENV)
+            and k not in ("TMPDIR", "TEMP", "TMP", "HOME")
         }
         env.update(
             HEARTH_HOME=str(self.home),
@@ -68,7 +72,7 @@ class Sandbox:
             HOME=str(self.root / "user"),
             XDG_CACHE_HOME=str(self.root / "user/.cache"),
             XDG_CONFIG_HOME=str(self.root / "user/.config"),
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=pythonpath(),
             PYTHONDONTWRITEBYTECODE="1",
             OMP_NUM_THREADS="2",
         )
