@@ -208,8 +208,9 @@ class Ingester:
         total = self.docs.count_unembedded()
         if not total:
             return 0
-        self.embedder.load()
         meter = _Meter("embed", total, progress)
+        meter.step(0)  # the bar shows before the load: a first run converts (and may quantize) the model, ~1 min
+        self.embedder.load()
         done = 0
         size = self.embedder.batch_size
         pending: list[tuple[int, str, str]] = []

@@ -264,3 +264,21 @@ def test_stop_during_a_slow_file_takes_effect_within_a_second(store, tmp_path: P
     assert summary.cancelled
     assert [Path(o.path).name for o in summary.outcomes] == ["a.md"]
     assert [Path(p).name for p in Documents(lambda: store.db).paths()] == ["a.md"]
+
+
+def test_the_embedding_bar_shows_before_the_model_loads(store, tmp_path: Path) -> None:
+    """A first run converts the embedder (and, on some CPUs, quantizes it): a minute the bar must not hide."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "herons.md").write_text("# Herons\n\nHerons wade in the shallows at dawn.\n")
+    embedder, seen = Embedder(), []
+    real_load = embedder.load
+
+    def load() -> None:
+        seen.append("load")
+        real_load()
+
+    embedder.load = load  # type: ignore[method-assign]
+    _ingester(store, embedder).add([notes], progress=lambda p: seen.append(f"{p.phase} {p.done}/{p.total}"))
+    embedding = [s for s in seen if not s.startswith("index")]
+    assert embedding[:2] == ["embed 0/1", "load"] and embedding[-1] == "embed 1/1", seen
