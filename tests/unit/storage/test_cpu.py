@@ -10,7 +10,8 @@ import pytest
 from storage import cpu
 
 
-def test_describe_names_the_model_and_exactly_the_decisive_flags_present() -> None:
+def test_describe_names_the_model_and_exactly_the_decisive_flags_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cpu.AVX2_ONLY_ENV, raising=False)
     text = Path("/proc/cpuinfo").read_text()
     flags = set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split())  # type: ignore[union-attr]
     model = re.search(r"^model name\s*:(.*)$", text, re.M).group(1).strip()  # type: ignore[union-attr]
