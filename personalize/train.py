@@ -317,18 +317,21 @@ def train(
         else:
             timed_tokens += batch.numel()
         rate = timed_tokens / max(now - timed_from, 1e-9) if timed_tokens else batch.numel() / (now - started)
-        if step == cfg.warmup_steps and cfg.max_minutes and state is None:
-            # Size the cosine schedule to what fits in the budget, once, while lr is still warming up.
+        total = cfg.max_steps
+        if cfg.max_minutes and state is None and step <= cfg.warmup_steps:
+            # What fits in the budget at the speed so far: shown while lr warms up (not the data's step count,
+            # which "step 2/400" then "step 3/45" would make), then fixed as the cosine schedule's length.
             left_s = cfg.max_minutes * 60 - (now - started)
-            fit = step + int(left_s * rate / (cfg.batch_size * cfg.seq_len))
-            cfg.max_steps = max(step + 1, min(cfg.max_steps, fit))
-        eta = (cfg.max_steps - step) * cfg.batch_size * cfg.seq_len / rate
+            total = max(step + 1, min(cfg.max_steps, step + int(left_s * rate / (cfg.batch_size * cfg.seq_len))))
+            if step == cfg.warmup_steps:
+                cfg.max_steps = total
+        eta = (total - step) * cfg.batch_size * cfg.seq_len / rate
         if cfg.max_minutes:
             eta = min(eta, max(0.0, cfg.max_minutes * 60 - (now - started)))
-        progress(Progress(step, cfg.max_steps, loss_value, rate, eta, tokens_seen))
+        progress(Progress(step, total, loss_value, rate, eta, tokens_seen))
         if cfg.eval_every and step % cfg.eval_every == 0:
             peft_model.eval()
-            progress(Progress(step, cfg.max_steps, evaluate(peft_model, data.heldout), rate, eta, tokens_seen, "eval"))
+            progress(Progress(step, total, evaluate(peft_model, data.heldout), rate, eta, tokens_seen, "eval"))
             peft_model.train()
         if now - last_saved >= cfg.checkpoint_every_s:
             save_checkpoint(make_checkpoint())

@@ -69,3 +69,21 @@ def test_a_bf16_run_learns_like_the_fp32_run_and_hands_back_fp32_weights() -> No
     fp32, bf16 = results[torch.float32], results[torch.bfloat16]
     assert bf16.heldout_ppl is not None and fp32.heldout_ppl is not None
     assert abs(bf16.heldout_ppl / fp32.heldout_ppl - 1) < 0.02, (bf16.heldout_ppl, fp32.heldout_ppl)
+
+
+def test_a_budgeted_run_shows_the_steps_its_budget_fits_from_the_first_step() -> None:
+    """Not the data's step count first and the budget's later ("step 2/400", then "step 3/45")."""
+    import torch
+
+    from personalize import train as trainer
+    from personalize.dataset import Dataset
+
+    blocks = torch.randint(3, 500, (4000, 16), generator=torch.Generator().manual_seed(0)).tolist()
+    cfg = trainer.TrainConfig(seq_len=16, batch_size=1, warmup_steps=3, threads=1, rank=4, max_minutes=0.03)
+    shown: list[int] = []
+    result = trainer.train(
+        tiny(torch.float32), Dataset(blocks=blocks, heldout=[]), cfg, lambda p: shown.append(p.max_steps)
+    )
+    assert result.max_steps < 4000 * cfg.epochs  # the budget, not the data, ended the run
+    assert max(shown) <= 3 * result.max_steps, shown[:5]
+    assert all(total == result.max_steps for total in shown[cfg.warmup_steps - 1 :])
