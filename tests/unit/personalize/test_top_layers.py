@@ -78,3 +78,21 @@ def test_the_memory_estimate_keeps_activations_of_adapted_layers_only() -> None:
     per_layer = memory.activation_bytes_per_token_layer(shape, bf16=True) * 512
     adapter = memory.lora_params(shape, 16, 1) * 16
     assert full.peak_bytes - third.peak_bytes == (per_layer + adapter) * 20  # 20 frozen layers keep nothing
+
+
+def test_continuing_an_every_layer_adapter_on_the_top_layers_keeps_all_of_it() -> None:
+    import torch
+
+    from personalize import base
+    from personalize import train as trainer
+
+    def wrapped(fraction: float, state: dict[str, Any] | None = None) -> Any:
+        model, _ = base.load(base.inspect(TINY / "gemma3.gguf"))
+        return trainer.wrap_lora(model, trainer.TrainConfig(rank=4, layer_fraction=fraction), state)
+
+    parent = trainer.lora_state_dict(wrapped(1.0))
+    for value in parent.values():
+        torch.nn.init.normal_(value, std=0.05)
+    continued = trainer.lora_state_dict(wrapped(1 / 3, parent))
+    assert continued.keys() == parent.keys()  # no layer's LoRA dropped
+    assert all(torch.equal(continued[k], parent[k]) for k in parent)  # and every weight loaded
