@@ -7,6 +7,9 @@
     .venv/bin/python bench/train.py --variant 'old-step={"batch_size": 4, "warmup_steps": 5, "lr": 2e-3}'
                                                          # + a Hearth arm with TrainConfig overrides: a choice's
                                                          # effect on gain within the same budget
+    .venv/bin/python bench/train.py --variant 'top-third={"layer_fraction": 0.3333}'
+                                                         # LoRA on the top third of the layers only: backward
+                                                         # stops there; tokens/s, gain and drift against all
 
 Corpora (public, offline, three authors and kinds of text; each trains on some documents and is measured on
 later or other ones it never saw):
@@ -271,10 +274,13 @@ def profile(threads: int) -> dict[str, Any]:
         loss: Any = trainer.chunked_nll,
         targets: tuple[str, ...] = (),
         prof: bool = False,
+        layer_fraction: float = 1.0,
     ) -> dict[str, Any]:
         """lora_mode: "hearth" (LoRA in the base's dtype, fp32 masters), "fp32" (peft's fp32 LoRA weights,
         cast per call), "autocast" (fp32 LoRA under bf16 autocast: the trainer's old step)."""
-        peft_model = trainer.wrap_lora(model, trainer.TrainConfig(target_modules=targets))
+        peft_model = trainer.wrap_lora(
+            model, trainer.TrainConfig(target_modules=targets, layer_fraction=layer_fraction)
+        )
         lora = trainer.LoraWeights(peft_model, bf16 and lora_mode == "hearth")
         peft_model.train()
         ids = torch.randint(3, vocab, (1024 // seq, seq), generator=torch.Generator().manual_seed(0))
@@ -335,6 +341,7 @@ def profile(threads: int) -> dict[str, Any]:
         "4 x 256, 1 x 256 per forward (shorter blocks)": variant(256, 1),
         "full logits + cross-entropy (peft's loss)": variant(512, 1, loss=full_logits),
         "LoRA on attention only": variant(512, 1, targets=attention_only),
+        "LoRA on the top third of layers (backward stops there)": variant(512, 1, layer_fraction=1 / 3),
     }
     if bf16:
         choices["fp32 LoRA weights, cast per call (peft's default)"] = variant(512, 1, "fp32")

@@ -54,12 +54,11 @@ def tokens_per_s(info: base.BaseInfo) -> tuple[float, bool] | None:
 
 def describe(path: Path, data_tokens: int | None = None, epochs: float = 2.0) -> str:
     """One line for `hearth models list`: "yes, ~2.1 GiB, ~14 min over your data", or why not."""
-    from personalize.train import TrainConfig, use_bf16
+    from personalize.train import TrainConfig, memory_plan
 
     try:
         info = base.inspect(path)
-        cfg = TrainConfig()
-        plan = memory.plan(memory.Shape.from_base(info), cfg.rank, cfg.seq_len, cfg.batch_size, use_bf16(cfg))
+        plan = memory_plan(memory.Shape.from_base(info), TrainConfig())
     except KnownError as err:
         return f"no: {err}"
     line = f"yes, ~{plan.peak_bytes / memory.GIB:.1f} GiB"

@@ -108,7 +108,13 @@ def _torch(
         warnings.simplefilter("ignore", FutureWarning)
         adapted = train.wrap_lora(
             model,
-            replace(cfg, rank=shape["rank"], alpha=shape["alpha"], target_modules=tuple(shape["target_modules"])),
+            replace(
+                cfg,
+                rank=shape["rank"],
+                alpha=shape["alpha"],
+                target_modules=tuple(shape["target_modules"]),
+                layer_fraction=shape.get("layer_fraction", 1.0),  # versions before it had a LoRA on every layer
+            ),
             reg.lora_state(active.id),
         )
     adapted.eval()

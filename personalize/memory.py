@@ -15,6 +15,10 @@ per forward ran 205 tokens per CPU-second and 2 x 512 190 (`bench/train.py --pro
 checkpointing (recomputing each layer's forward in backward, ~1/3 more compute) is switched on only when
 even one block per micro-batch would not fit. The per-token activation cost is a fit to measured peaks,
 not a bound: the refusal leaves a margin.
+
+With a LoRA on the top layers only (`TrainConfig.layer_fraction`), the layers below the lowest adapted one
+need no gradient: autograd keeps nothing of theirs, so activations and the adapter scale with the adapted
+layers, not all of them.
 """
 
 from __future__ import annotations
@@ -86,11 +90,12 @@ class Plan:
     available_bytes: int  # what the OS reported free when planning
 
 
-def lora_params(shape: Shape, rank: int) -> int:
-    """Adapter size with every linear layer targeted: rank x (n_in + n_out) per matrix."""
+def lora_params(shape: Shape, rank: int, layers: int | None = None) -> int:
+    """Adapter size with every linear layer of `layers` decoder layers (None: all) targeted: rank x (n_in + n_out)
+    per matrix."""
     h, f = shape.hidden, shape.intermediate
     per_layer = (h + shape.attn_width) * 2 + (h + shape.kv_width) * 2 + (h + f) * 3
-    return rank * per_layer * shape.n_layer
+    return rank * per_layer * (shape.n_layer if layers is None else layers)
 
 
 def activation_bytes_per_token_layer(shape: Shape, bf16: bool) -> int:
@@ -108,14 +113,24 @@ def activation_bytes_per_token_layer(shape: Shape, bf16: bool) -> int:
     return per_hidden * shape.hidden + per_ffn * shape.intermediate
 
 
-def peak_bytes(shape: Shape, rank: int, seq_len: int, micro_batch: int, bf16: bool, checkpointing: bool) -> int:
+def peak_bytes(
+    shape: Shape,
+    rank: int,
+    seq_len: int,
+    micro_batch: int,
+    bf16: bool,
+    checkpointing: bool,
+    layers: int | None = None,
+) -> int:
+    """The estimate for a LoRA on `layers` decoder layers (None: all); below them autograd keeps nothing."""
+    adapted = shape.n_layer if layers is None else layers
     weights = shape.n_params * (2 if bf16 else 4)
-    adapter = lora_params(shape, rank) * 16  # fp32 weight, gradient, two Adam moments
+    adapter = lora_params(shape, rank, adapted) * 16  # fp32 weight, gradient, two Adam moments
     per_layer = activation_bytes_per_token_layer(shape, bf16) * seq_len * micro_batch
     if checkpointing:  # each layer's input is kept; one layer's activations live during its recompute
-        activations = shape.hidden * (2 if bf16 else 4) * seq_len * micro_batch * shape.n_layer + per_layer
+        activations = shape.hidden * (2 if bf16 else 4) * seq_len * micro_batch * adapted + per_layer
     else:
-        activations = per_layer * shape.n_layer
+        activations = per_layer * adapted
     logits = 3 * LOGIT_CHUNK_BYTES  # logits, softmax and its gradient for one chunk
     return RUNTIME_BYTES + weights + adapter + activations + logits
 
@@ -138,8 +153,17 @@ def available_bytes() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def plan(shape: Shape, rank: int, seq_len: int, batch_size: int, bf16: bool, available: int | None = None) -> Plan:
-    """The largest micro-batch up to MICRO_BATCH_TOKENS that fits (checkpointing only if nothing fits without).
+def plan(
+    shape: Shape,
+    rank: int,
+    seq_len: int,
+    batch_size: int,
+    bf16: bool,
+    available: int | None = None,
+    layers: int | None = None,
+) -> Plan:
+    """The largest micro-batch up to MICRO_BATCH_TOKENS that fits (checkpointing only if nothing fits without),
+    for a LoRA on `layers` decoder layers (None: all).
 
     KnownError, with the numbers, if not even one block fits with checkpointing.
     """
@@ -150,10 +174,10 @@ def plan(shape: Shape, rank: int, seq_len: int, batch_size: int, bf16: bool, ava
         for micro in range(largest, 0, -1):
             if batch_size % micro:
                 continue  # equal micro-batches keep the loss an exact mean over the step's blocks
-            peak = peak_bytes(shape, rank, seq_len, micro, bf16, checkpointing)
+            peak = peak_bytes(shape, rank, seq_len, micro, bf16, checkpointing, layers)
             if peak <= budget:
                 return Plan(micro, batch_size // micro, checkpointing, peak, available)
-    needed = peak_bytes(shape, rank, seq_len, 1, bf16, True)
+    needed = peak_bytes(shape, rank, seq_len, 1, bf16, True, layers)
     raise KnownError(
         f"Personalizing this model needs about {needed / GIB:.1f} GiB of memory and only "
         f"{available / GIB:.1f} GiB is free; close other programs or personalize a smaller model."

@@ -73,7 +73,7 @@ def run(
     from personalize import train as trainer
 
     if not cfg.micro_batch:  # refuse now, with the number, rather than swap an hour into the run
-        memory.plan(memory.Shape.from_base(info), cfg.rank, cfg.seq_len, cfg.batch_size, trainer.use_bf16(cfg))
+        trainer.memory_plan(memory.Shape.from_base(info), cfg)
     model, tokenizer = base.load(info, trainer.base_dtype(cfg))
     llama = open_llama(info.path, max(cfg.seq_len, EVAL_CTX), cfg.threads)
     general = drift.general_set(store, llama, tokenizer, info.sha256)
@@ -192,7 +192,12 @@ def run(
         tokens_trained=result.tokens_seen + (parent.tokens_trained if parent and init_lora is not None else 0),
         steps=result.step,
         parent=parent.id if parent and init_lora is not None else None,
-        config={"rank": cfg.rank, "alpha": cfg.alpha, "target_modules": list(cfg.target_modules)},
+        config={
+            "rank": cfg.rank,
+            "alpha": cfg.alpha,
+            "target_modules": list(cfg.target_modules),
+            "layer_fraction": cfg.layer_fraction,
+        },
         drift=report.drift,
         general_base_ppl=general_base.answer_ppl,
         general_adapter_ppl=general_adapter.answer_ppl,

@@ -12,8 +12,9 @@ import contextlib
 import functools
 import io
 import math
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,9 @@ class TrainConfig:
     alpha: float = 32.0  # LoRA alpha; scale = alpha / rank = 2, so lr need not change with rank
     dropout: float = 0.0  # LoRA dropout: costs time, and one-user data is rarely trained for many epochs
     target_modules: tuple[str, ...] = ()  # (): every linear layer of the architecture; attention-only learns less
+    # Share of decoder layers, counted from the top, that get a LoRA. Backward stops at the lowest adapted layer
+    # (nothing below it needs a gradient), so a step costs ~forward + this share of backward (bench/train.py).
+    layer_fraction: float = 1.0
     seq_len: int = 512  # tokens per packed block: longer blocks amortise per-call overhead on CPU
     batch_size: int = 1  # blocks per optimizer step: 512 tokens, 4x the updates per minute of 2048 at the same tok/s
     micro_batch: int = 0  # blocks per forward/backward; 0: <= 512 tokens, fewer if RAM is short (memory.py)
@@ -102,16 +106,19 @@ def base_dtype(cfg: TrainConfig) -> Any:
     return torch.bfloat16 if use_bf16(cfg) else torch.float32
 
 
-def memory_plan(model: Any, cfg: TrainConfig) -> memory.Plan:
-    """Micro-batch and checkpointing for this run: the config's when set, else sized to the free RAM now."""
-    shape = memory.Shape.from_model(model)
+def memory_plan(shape: memory.Shape, cfg: TrainConfig, lora_state: Mapping[str, Any] | None = None) -> memory.Plan:
+    """Micro-batch and checkpointing for this run: the config's when set, else sized to the free RAM now.
+
+    KnownError with the numbers when even gradient checkpointing would not fit (memory.plan).
+    """
     bf16 = use_bf16(cfg)
+    layers = len(adapted_layers(shape.n_layer, cfg, lora_state))
     if cfg.micro_batch > 0:
         micro = min(cfg.micro_batch, cfg.batch_size)
         ckpt = cfg.checkpointing in ("on", "true", "1")
-        peak = memory.peak_bytes(shape, cfg.rank, cfg.seq_len, micro, bf16, ckpt)
+        peak = memory.peak_bytes(shape, cfg.rank, cfg.seq_len, micro, bf16, ckpt, layers)
         return memory.Plan(micro, -(-cfg.batch_size // micro), ckpt, peak, memory.available_bytes())
-    found = memory.plan(shape, cfg.rank, cfg.seq_len, cfg.batch_size, bf16)
+    found = memory.plan(shape, cfg.rank, cfg.seq_len, cfg.batch_size, bf16, layers=layers)
     if cfg.checkpointing in ("off", "false", "0") and found.checkpointing:
         raise KnownError(
             f"Training needs about {found.peak_bytes / memory.GIB:.1f} GiB without gradient checkpointing; "
@@ -130,6 +137,20 @@ def set_threads(cfg: TrainConfig) -> int:
     return threads
 
 
+_LAYER_KEY = re.compile(r"\.layers\.(\d+)\.")  # a decoder layer's index in a module or state-dict key
+
+
+def adapted_layers(n_layer: int, cfg: TrainConfig, lora_state: Mapping[str, Any] | None = None) -> list[int]:
+    """The decoder layers that get a LoRA: the top `cfg.layer_fraction` of them (at least one), and every layer
+    `lora_state` already adapts, so continuing an adapter never drops what its lower layers learnt."""
+    if not 0 < cfg.layer_fraction <= 1:
+        raise ValueError(f"layer_fraction must be in (0, 1], not {cfg.layer_fraction}")
+    count = max(1, round(n_layer * cfg.layer_fraction))
+    layers = set(range(n_layer - count, n_layer))
+    layers.update(int(m.group(1)) for key in lora_state or {} if (m := _LAYER_KEY.search(key)))
+    return sorted(layers)
+
+
 def wrap_lora(model: PreTrainedModel, cfg: TrainConfig, lora_state: dict[str, Any] | None = None) -> Any:
     """The base wrapped in a peft LoRA; `lora_state` continues an existing adapter instead of starting over."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
@@ -139,6 +160,8 @@ def wrap_lora(model: PreTrainedModel, cfg: TrainConfig, lora_state: dict[str, An
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
         target_modules=list(cfg.target_modules or architectures.for_model(model).targets),
+        layers_to_transform=adapted_layers(model.config.num_hidden_layers, cfg, lora_state),
+        layers_pattern="layers",  # every supported architecture keeps its decoder layers in model.layers
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -262,7 +285,8 @@ def train(
     if not cfg.target_modules:
         cfg.target_modules = architectures.for_model(model).targets
     torch.manual_seed(cfg.seed)
-    peft_model = wrap_lora(model, cfg, state["lora"] if state else init_lora)
+    lora_state = state["lora"] if state else init_lora
+    peft_model = wrap_lora(model, cfg, lora_state)
     lora = LoraWeights(peft_model, model.dtype == torch.bfloat16)  # a bf16 base computes its LoRA in bf16 too
     optimizer = torch.optim.AdamW(lora.masters, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=False)
     step, tokens_seen = 0, 0
@@ -272,7 +296,7 @@ def train(
     steps_in_data = max(1, int(len(data.blocks) * cfg.epochs / cfg.batch_size))
     if cfg.max_steps <= 0:
         cfg.max_steps = steps_in_data
-    plan = memory_plan(model, cfg)
+    plan = memory_plan(memory.Shape.from_model(model), cfg, lora_state)
     if plan.checkpointing:
         # Non-reentrant checkpointing needs no input that requires grad (the embeddings are frozen).
         peft_model.get_base_model().gradient_checkpointing_enable({"use_reentrant": False})

@@ -3,8 +3,9 @@
 The fixtures (tests/fixtures/tiny/, made by tests/fixtures/make_tiny_models.py with llama.cpp's own converter)
 are random-weight models of each architecture at toy size. For each: the torch base loaded from the GGUF
 predicts what llama.cpp predicts; a LoRA trained briefly in torch lowers held-out perplexity a lot; and the
-exported adapter, loaded into llama.cpp, gives the perplexity torch gives within 2%. The last test shows
-the check has teeth: an export that skips llama's q/k permutation is caught.
+exported adapter, loaded into llama.cpp, gives the perplexity torch gives within 2%, also when only the top
+layers carry a LoRA (the adapter then has no tensors for the others). The last test shows the check has
+teeth: an export that skips llama's q/k permutation is caught.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Run:
     alpha: float
 
 
-def train_tiny(name: str, documents: list[tuple[str, str]]) -> Run:
+def train_tiny(name: str, documents: list[tuple[str, str]], layer_fraction: float = 1.0) -> Run:
     import torch
 
     from personalize import base, dataset
@@ -42,7 +43,16 @@ def train_tiny(name: str, documents: list[tuple[str, str]]) -> Run:
     data = dataset.build(documents, [], dataset.Tokenizer.from_hf(tokenizer), seq_len=64)
     heldout = data.heldout[:6]
     torch_base_ppl = trainer.evaluate(model, heldout)
-    cfg = trainer.TrainConfig(seq_len=64, batch_size=4, max_steps=24, warmup_steps=2, lr=1e-2, seed=1, threads=1)
+    cfg = trainer.TrainConfig(
+        seq_len=64,
+        batch_size=4,
+        max_steps=24,
+        warmup_steps=2,
+        lr=1e-2,
+        seed=1,
+        threads=1,
+        layer_fraction=layer_fraction,
+    )
     torch.manual_seed(0)
     result = trainer.train(model, data, cfg)
     torch_adapter_ppl = trainer.evaluate(model, heldout)  # the model now carries the LoRA layers
@@ -86,6 +96,29 @@ def test_adapter_changes_llama_cpp_as_it_changes_torch(name: str, documents: lis
     adapter_ppl = llama_ppl(run.info, run.heldout, export_gguf.to_gguf(run.lora_state, run.alpha, run.info))
     assert abs(adapter_ppl / run.torch_adapter_ppl - 1) < 0.02, (adapter_ppl, run.torch_adapter_ppl)
     assert export_gguf.fidelity_error(run.torch_adapter_ppl, adapter_ppl) is None
+
+
+@pytest.mark.parametrize("name", ["llama-3", "gemma3", "phi3"])  # RoPE-permuted, 6 layers, fused tensors
+def test_an_adapter_on_the_top_layers_only_changes_llama_cpp_as_it_changes_torch(
+    name: str, documents: list[tuple[str, str]]
+) -> None:
+    import tempfile
+
+    from gguf import GGUFReader
+
+    from personalize import export_gguf
+
+    run = train_tiny(name, documents, layer_fraction=0.5)
+    adapter = export_gguf.to_gguf(run.lora_state, run.alpha, run.info)
+    with tempfile.NamedTemporaryFile(suffix=".gguf") as file:  # random weights of a fixture: no user data
+        file.write(adapter)
+        file.flush()
+        blocks = {int(t.name.split(".")[1]) for t in GGUFReader(file.name).tensors}
+    n_layer = run.info.n_layer
+    assert blocks == set(range(n_layer - n_layer // 2, n_layer)), blocks  # the lower half has no tensors at all
+    assert run.torch_adapter_ppl < 0.9 * run.torch_base_ppl
+    adapter_ppl = llama_ppl(run.info, run.heldout, adapter)
+    assert abs(adapter_ppl / run.torch_adapter_ppl - 1) < 0.02, (adapter_ppl, run.torch_adapter_ppl)
 
 
 def test_an_export_without_llamas_rope_permutation_is_caught(
