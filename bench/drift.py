@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train import CORPORA, cpu_features  # noqa: E402 - bench/train.py's corpora, one definition
+from train import CORPORA  # noqa: E402 - bench/train.py's corpora, one definition
+
+from storage import cpu  # noqa: E402
 
 DOCS_PER_CORPUS = 10  # with DOC_BYTES: ~15k tokens, a few minutes of training, ~1.5k held out
 DOC_BYTES = 6000  # each document's first 6 KB: llama.cpp evaluates the held-out tenth three times per run
@@ -78,7 +80,7 @@ def main() -> None:
     from storage.store import Store
 
     STORE = Store.open()
-    print(f"{cpu_features()}; load average {os.getloadavg()[0]:.1f}; drift limit {drift.DRIFT_LIMIT}", flush=True)
+    print(f"{cpu.describe()}; load average {os.getloadavg()[0]:.1f}; drift limit {drift.DRIFT_LIMIT}", flush=True)
     rows = []
     for corpus in args.corpus or list(CORPORA):
         for kind in args.run or list(RUNS):

@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from train import CORPORA, cpu_features  # noqa: E402 - bench/train.py's corpora, one definition
+from train import CORPORA  # noqa: E402 - bench/train.py's corpora, one definition
+
+from storage import cpu as machine  # noqa: E402
 
 EVAL_CORPORA = ("git-relnotes", "python-howto")
 
@@ -46,7 +48,7 @@ def main() -> None:
     from personalize.train import TrainConfig, base_dtype
     from storage.store import Store
 
-    print(f"{cpu_features()}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"{machine.describe()}; load average {os.getloadavg()[0]:.1f}", flush=True)
     base.load(base.inspect(None), base_dtype(TrainConfig()))  # the conversion a personalize run leaves behind
     store = Store.open()
     add_active_adapter(store)

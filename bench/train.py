@@ -46,7 +46,6 @@ import importlib.util
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HELDOUT_TOKENS = 4096
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 RELNOTES = Path("/usr/share/doc/git/RelNotes")
 HOWTO = Path("/usr/share/doc/python3.11/html/_sources/howto")
 
@@ -93,15 +91,6 @@ def python_howto() -> tuple[Docs, Docs]:
 
 
 CORPORA = {"shakespeare": shakespeare, "git-relnotes": git_relnotes, "python-howto": python_howto}
-
-
-def cpu_features() -> str:
-    try:
-        flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())  # type: ignore[union-attr]
-        model = re.search(r"^model name\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).strip()  # type: ignore[union-attr]
-    except (OSError, AttributeError):
-        return "unknown CPU"
-    return f"{model}; " + " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
 
 
 # -- one arm, in its own process -------------------------------------------------------------------------
@@ -402,12 +391,13 @@ def main() -> None:
         print(json.dumps(result))
         return
     sys.path.insert(0, str(ROOT))
+    from storage import cpu
     from storage.cpu import AVX2_ONLY_ENV
 
     if args.no_bf16:
         os.environ[AVX2_ONLY_ENV] = "1"  # the arms inherit it: personalize.train.use_bf16 says no
     path = "forced no-bf16 (fp32, the AVX2 path)" if os.environ.get(AVX2_ONLY_ENV) == "1" else "this CPU's own"
-    print(f"CPU: {cpu_features()}; {args.threads} threads; trainer dtype path: {path}", flush=True)
+    print(f"CPU: {cpu.describe()}; {args.threads} threads; trainer dtype path: {path}", flush=True)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     if args.profile:
         print(json.dumps(run_arm("--arm", "profile", "--threads", str(args.threads)), indent=2))
