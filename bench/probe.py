@@ -94,7 +94,7 @@ def main() -> None:
     reference.eval()
 
     paths = (llama_path(), torch_path())
-    print(f"model {path.name}; CPU features: {cpu.describe()}; paths: {', '.join(paths)}")
+    print(f"model {path.name}; CPU: {cpu.describe()}; paths: {', '.join(paths)}")
     table = {
         name: {paths[0]: llama_scores(engine, system), paths[1]: torch_scores(reference, engine, system)}
         for name, system in FRAMINGS.items()

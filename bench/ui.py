@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
     from storage.offline import ensure_offline
 
     ensure_offline()
-    print(f"CPU features: {cpu.describe()}; Qt platform: {os.environ.get('QT_QPA_PLATFORM') or 'xcb'}; {rounds} rounds")
+    print(f"CPU: {cpu.describe()}; Qt platform: {os.environ.get('QT_QPA_PLATFORM') or 'xcb'}; {rounds} rounds")
     ok = True
     try:
         for name, reply in (("prose", PROSE), ("markdown+code", CODE)):
